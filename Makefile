@@ -1,0 +1,40 @@
+# newsdesk: `make demo` sets up and answers a question over the sample corpus; `make test` sets up and tests.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_DATA := .newsdesk-demo
+QUESTION ?= What is happening to the capacity of the Special Protection Unit?
+
+.PHONY: setup demo test test-fast lint bench lock clean
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU build, or pip pulls a multi-GB CUDA build for sentence-transformers.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "pip==26.3"
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/newsdesk ingest data/sample --data-dir $(DEMO_DATA)
+	$(BIN)/newsdesk ask "$(QUESTION)" --data-dir $(DEMO_DATA)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup
+	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/ask_latency.py
+
+# Refresh the pins after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(torch|newsdesk)==' > constraints.txt
+
+clean:
+	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache

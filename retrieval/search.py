@@ -1,0 +1,230 @@
+"""Hybrid search: dense (Chroma) and BM25 over the same chunks, fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from ingest.embedding import Embedder
+from ingest.store import Store, passage_from, published_ord
+from newsdesk.models import Passage
+from newsdesk.settings import Settings
+from retrieval.base import SearchFilters
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.lexical import BM25Index
+
+
+def filters_to_where(filters: SearchFilters | None) -> dict[str, Any] | None:
+    """Translate filters into a Chroma ``where`` dict (structured, never a string)."""
+    if filters is None or filters.is_empty():
+        return None
+    clauses: list[dict[str, Any]] = []
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    if filters.article_ids:
+        clauses.append({"article_id": {"$in": list(filters.article_ids)}})
+    if filters.since:
+        clauses.append({"published_ord": {"$gte": published_ord(filters.since)}})
+    if filters.until:
+        clauses.append({"published_ord": {"$lte": published_ord(filters.until)}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+@dataclass
+class LexicalSnapshot:
+    """BM25 over every chunk in the store at one generation, with arrays for filtering."""
+
+    generation: int
+    count: int
+    ids: list[str]
+    texts: list[str]
+    metas: list[dict[str, Any]]
+    index: BM25Index
+    article_ids: np.ndarray
+    sources: np.ndarray
+    published: np.ndarray
+
+    @classmethod
+    def build(cls, store: Store) -> LexicalSnapshot:
+        """Read every chunk from the store and index it."""
+        generation = store.generation()
+        ids, texts, metas = [], [], []
+        for chunk_id, text, meta in store.iter_chunks():
+            ids.append(chunk_id)
+            texts.append(text)
+            metas.append(meta)
+        return cls(
+            generation=generation,
+            count=len(ids),
+            ids=ids,
+            texts=texts,
+            metas=metas,
+            index=BM25Index(texts),
+            article_ids=np.array([m["article_id"] for m in metas], dtype=object),
+            sources=np.array([m.get("source", "") for m in metas], dtype=object),
+            published=np.array([int(m.get("published_ord", 0)) for m in metas], dtype=np.int64),
+        )
+
+    def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
+        """Boolean mask of chunks passing ``filters`` (None when unfiltered)."""
+        if filters is None or filters.is_empty():
+            return None
+        keep = np.ones(self.count, dtype=bool)
+        if filters.sources:
+            keep &= np.isin(self.sources, list(filters.sources))
+        if filters.article_ids:
+            keep &= np.isin(self.article_ids, list(filters.article_ids))
+        if filters.since:
+            keep &= self.published >= published_ord(filters.since)
+        if filters.until:
+            keep &= self.published <= published_ord(filters.until)
+        return keep
+
+
+class HybridSearcher:
+    """Dense plus BM25 search over the store's chunks, fused, diversified and optionally reranked.
+
+    The BM25 index is derived from what Chroma holds and rebuilt whenever the store's generation or
+    chunk count changes, so the two sides cannot disagree after an ingest, whichever process wrote it.
+
+    Args:
+        store: the chunk store.
+        embedder: the model the store was built with.
+        settings: candidates, rrf_k, per_article_cap, top_k, reranker.
+        reranker: an optional loaded ``CrossEncoder`` (overrides ``settings.reranker``).
+    """
+
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings, reranker: Any = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.reranker = reranker
+        if reranker is None and settings.reranker:
+            self.reranker = load_cross_encoder(settings.reranker)
+        self._snapshot: LexicalSnapshot | None = None
+        self._lock = threading.Lock()
+        self.last_timings: dict[str, float] = {}
+
+    def lexical_snapshot(self) -> LexicalSnapshot:
+        """The BM25 snapshot, rebuilt if the store changed since it was taken."""
+        generation, count = self.store.generation(), self.store.count_chunks()
+        with self._lock:
+            snap = self._snapshot
+            if snap is None or snap.generation != generation or snap.count != count:
+                snap = self._snapshot = LexicalSnapshot.build(self.store)
+            return snap
+
+    def dense(self, query: str, n: int, filters: SearchFilters | None = None) -> list[Passage]:
+        """The ``n`` chunks nearest to ``query`` by embedding."""
+        return self.store.dense_search(self.embedder.embed_query_array(query), n, filters_to_where(filters))
+
+    def lexical(self, query: str, n: int, filters: SearchFilters | None = None) -> list[Passage]:
+        """The ``n`` best chunks for ``query`` by BM25."""
+        snap = self.lexical_snapshot()
+        return [
+            passage_from(snap.ids[i], snap.texts[i], snap.metas[i], score)
+            for i, score in snap.index.search(query, n, snap.mask(filters))
+        ]
+
+    def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``query``: fused, at most ``per_article_cap`` per article first."""
+        k = k or self.settings.top_k
+        n = max(self.settings.candidates, k)
+        started = time.perf_counter()
+        dense = self.dense(query, n, filters)
+        after_dense = time.perf_counter()
+        lexical = self.lexical(query, n, filters)
+        after_lexical = time.perf_counter()
+        by_id = {p.chunk_id: p for p in [*lexical, *dense]}
+        fused = reciprocal_rank_fusion(
+            [[p.chunk_id for p in dense], [p.chunk_id for p in lexical]], k=self.settings.rrf_k
+        )
+        ranked = [by_id[cid].model_copy(update={"score": score}) for cid, score in fused]
+        if self.reranker is not None and ranked:
+            ranked = self._rerank(query, ranked[: max(2 * k, 20)])
+        result = diversify(ranked, k, self.settings.per_article_cap)
+        self.last_timings = {
+            "dense_ms": (after_dense - started) * 1000,
+            "lexical_ms": (after_lexical - after_dense) * 1000,
+            "search_ms": (time.perf_counter() - started) * 1000,
+        }
+        return result
+
+    def _rerank(self, query: str, passages: list[Passage]) -> list[Passage]:
+        scores = self.reranker.predict([(query, p.text) for p in passages], show_progress_bar=False)
+        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+        return [passages[i].model_copy(update={"score": float(scores[i])}) for i in order]
+
+
+def diversify(ranked: list[Passage], k: int, cap: int) -> list[Passage]:
+    """Take ``ranked`` in order with at most ``cap`` passages per article, then fill up to ``k``."""
+    chosen: list[Passage] = []
+    per_article: dict[str, int] = {}
+    rest: list[Passage] = []
+    for passage in ranked:
+        if per_article.get(passage.article_id, 0) < cap:
+            chosen.append(passage)
+            per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
+        else:
+            rest.append(passage)
+        if len(chosen) == k:
+            return chosen
+    return (chosen + rest)[:k]
+
+
+def load_cross_encoder(name: str) -> Any:
+    """Load a sentence-transformers CrossEncoder offline (a local path or a cached name)."""
+    import os
+    from pathlib import Path
+
+    from newsdesk.errors import ModelUnavailable
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import CrossEncoder
+
+    try:
+        path = Path(name).expanduser()
+        return CrossEncoder(str(path) if path.is_dir() else name, device="cpu", local_files_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelUnavailable(
+            f"cannot load reranker {name!r} offline ({type(exc).__name__}); set NEWSDESK_RERANKER to a local "
+            "cross-encoder directory or unset it"
+        ) from exc
+
+
+class NewsRetriever(BaseRetriever):
+    """LangChain retriever over :class:`HybridSearcher` (passes LangChain's standard retriever tests).
+
+    ``invoke(query, k=3)`` overrides the constructor's ``k`` for one call.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    searcher: Any
+    k: int = 5
+    filters: SearchFilters | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        passages = self.searcher.search(query, k=k or self.k, filters=self.filters)
+        return [
+            Document(
+                page_content=p.text,
+                id=p.chunk_id,
+                metadata={
+                    "article_id": p.article_id, "title": p.title, "source": p.source, "url": p.url,
+                    "published": p.published.isoformat() if p.published else "",
+                    "char_start": p.char_start, "char_end": p.char_end, "score": p.score,
+                },
+            )
+            for p in passages
+        ]

@@ -1,0 +1,62 @@
+"""Shared fixtures: real settings in tmp dirs, the real bundled model, a real store over the sample corpus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "data" / "sample"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env or NEWSDESK_* variables."""
+    for key in list(os.environ):
+        if key.startswith("NEWSDESK_") or key == "DISCORD_TOKEN":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """Settings with a fresh data dir."""
+    from newsdesk.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real bundled all-MiniLM-L6-v2, loaded once per session."""
+    from ingest.embedding import Embedder
+    from newsdesk.settings import Settings
+
+    return Embedder.from_settings(Settings())
+
+
+@pytest.fixture(scope="session")
+def sample_settings(tmp_path_factory: pytest.TempPathFactory):
+    """Settings whose data dir holds the sample corpus, ingested once per session."""
+    from newsdesk.settings import Settings
+
+    return Settings(data_dir=tmp_path_factory.mktemp("sample-data"))
+
+
+@pytest.fixture(scope="session")
+def sample_store(sample_settings, embedder):
+    """A real embedded Chroma store holding the two sample articles."""
+    from ingest.store import Store
+    from ingest.sync import ingest
+
+    store = Store.from_settings(sample_settings)
+    report = ingest([str(SAMPLE_DIR)], sample_settings, store, embedder)
+    assert not report.failed, report.failed
+    return store
