@@ -20,7 +20,7 @@ import frontmatter
 from pypdf import PdfReader
 
 from ingest.metadata import decode_bytes, fill_missing, normalise_text, parse_date
-from ingest.web import decode_html, extract_html, is_url, load_url
+from ingest.web import decode_html, extract_html, failure_reason, is_url, load_url
 from newsdesk.errors import IngestError
 from newsdesk.models import Article, IngestFailure
 from newsdesk.settings import Settings
@@ -105,14 +105,16 @@ def load_sources(
                 progress(item.display)
             try:
                 articles = _load_file(item, settings, result)
-            except IngestError as error:
-                result.fail(item.display, str(error))
+            except Exception as error:  # noqa: BLE001 - one bad file must never stop the run
+                result.fail(item.display, failure_reason(error))
                 continue
             result.articles.extend(articles)
     return result
 
 
-def load_file(path: str | os.PathLike[str], settings: Settings, *, article_id: str | None = None) -> LoadResult:
+def load_file(
+    path: str | os.PathLike[str], settings: Settings, *, article_id: str | None = None
+) -> LoadResult:
     """Load one file of any supported format.
 
     Args:
@@ -128,8 +130,8 @@ def load_file(path: str | os.PathLike[str], settings: Settings, *, article_id: s
     item = _Item(os.path.abspath(display), article_id or os.path.basename(display), display)
     try:
         result.articles.extend(_load_file(item, settings, result))
-    except IngestError as error:
-        result.fail(display, str(error))
+    except Exception as error:  # noqa: BLE001 - reported as a failure, like load_sources does
+        result.fail(display, failure_reason(error))
     return result
 
 
@@ -260,7 +262,9 @@ def _markdown_article(item: _Item, text: str, stem: str) -> Article:
     meta = post.metadata
     fields = {name: _meta_text(meta.get(name)) for name in _FRONT_MATTER_FIELDS}
     published = meta.get("published", meta.get("date"))
-    article = Article(id=item.article_id, text=body, published=parse_date(published), origin=item.path, **fields)
+    article = Article(
+        id=item.article_id, text=body, published=parse_date(published), origin=item.path, **fields
+    )
     return fill_missing(article, fallback_title=stem)
 
 
@@ -309,7 +313,8 @@ def _jsonl_articles(item: _Item, text: str, result: LoadResult) -> list[Article]
             result.fail(name, "not a JSON object")
             continue
         article_id = record.get("id")
-        if isinstance(article_id, bool) or not isinstance(article_id, str | int) or not str(article_id).strip():
+        valid_id = isinstance(article_id, str | int) and not isinstance(article_id, bool)
+        if not valid_id or not str(article_id).strip():
             result.fail(name, "missing required field 'id' (a non-empty string)")
             continue
         article_id = str(article_id).strip()

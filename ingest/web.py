@@ -184,12 +184,23 @@ def load_url(
             else:
                 _load_feed(url, feed, settings, client, result, progress)
             result.ok = True
-        except IngestError as error:
-            result.failures.append(IngestFailure(source=url, error=str(error)))
+        except Exception as error:  # noqa: BLE001 - one bad URL must never stop the run
+            result.failures.append(IngestFailure(source=url, error=failure_reason(error)))
     finally:
         if own_client:
             client.close()
     return result
+
+
+def failure_reason(error: BaseException) -> str:
+    """The one-line reason recorded for a failed input.
+
+    An IngestError carries its own message; anything else is a bug in a loader or a library, reported
+    with its type so the input is skipped rather than the whole run aborted.
+    """
+    if isinstance(error, IngestError):
+        return str(error)
+    return f"unexpected error ({type(error).__name__}: {_one_line(error)}); please report this"
 
 
 def _fetch(client: httpx.Client, url: str, settings: Settings) -> _Download:
@@ -279,8 +290,8 @@ def _load_feed(
                     "source": feed_title,
                 },
             )
-        except IngestError as error:
-            result.failures.append(IngestFailure(source=link, error=str(error)))
+        except Exception as error:  # noqa: BLE001 - one bad entry must not stop the others
+            result.failures.append(IngestFailure(source=link, error=failure_reason(error)))
             continue
         result.articles.append(article)
 

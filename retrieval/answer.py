@@ -23,10 +23,9 @@ from newsdesk.settings import Settings
 from retrieval.base import SearchFilters, Turn
 from retrieval.citations import CitationBook, render
 from retrieval.lexical import tokenize
-from retrieval.search import HybridSearcher
+from retrieval.search import HybridSearcher, constraint_share, constraints
 
 ABSTAIN_TEXT = "The articles don't say."
-_NUMBER = re.compile(r"\b\d[\d,.]*\b")
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _TIME = re.compile(
@@ -75,19 +74,18 @@ def expected_type(question: str) -> str | None:
 
 
 def has_type(sentence: str, kind: str | None, question: str) -> bool:
-    """Whether ``sentence`` contains something of the ``kind`` the question asks for."""
+    """Whether ``sentence`` contains something of the ``kind`` the question asks for, beyond the question."""
     if kind is None:
         return True
-    if kind == "time":
-        return bool(_TIME.search(sentence))
-    if kind == "quantity":
-        return bool(_QUANTITY.search(sentence))
     asked = {w.lower() for w in re.findall(r"[\w’'-]+", question)}
-    words = [m for m in _CAPITALISED.finditer(sentence.strip()) if m.group(0).lower() not in asked]
+    if kind in ("time", "quantity"):
+        pattern = _TIME if kind == "time" else _QUANTITY
+        return any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
+    text = sentence.strip()
+    words = [m for m in _CAPITALISED.finditer(text) if m.group(0).lower() not in asked]
     if kind == "place":
         return bool(words)
     # a name: two capitalised words in a row ("Asif Shahzad"), or one that speaks ("Qazi said")
-    text = sentence.strip()
     return any(
         re.match(r"\s+[A-Z]", text[m.end():]) or re.match(r"\s+(said|says|told|added|wrote)\b", text[m.end():])
         for m in words
@@ -139,6 +137,10 @@ class ExtractiveAnswerer:
     corroboration = 0.82
     #: taken off a sentence lacking the kind of answer asked for (a name for "who", a time for "when")
     type_penalty = 0.15
+    question_penalty = 0.3
+    novelty_penalty = 0.2
+    #: taken off a sentence whose passage lacks the numbers and years the question names
+    constraint_penalty = 0.2
 
     def __init__(self, searcher: HybridSearcher, store: Store, settings: Settings) -> None:
         self.searcher = searcher
@@ -186,7 +188,7 @@ class ExtractiveAnswerer:
         idf = self.searcher.lexical_snapshot().index.idf
         weight = {t: idf(t) for t in q_tokens} | {t: 0.5 * idf(t) for t in extra}
         total = sum(weight.values()) or 1.0
-        numbers = set(_NUMBER.findall(question))
+        wanted = constraints(question)
         kind = expected_type(question)
         q_vec = self.searcher.embedder.embed_query_array(question)
         s_vecs = self._embed([c.text for c in candidates])
@@ -198,9 +200,14 @@ class ExtractiveAnswerer:
             cand.score -= 0.01 * cand.rank  # a gentle prior for what retrieval ranked first
             if not has_type(cand.text, kind, question):
                 cand.score -= self.type_penalty
-            missing = [n for n in numbers if n not in cand.passage.text]
-            if missing:
-                cand.score -= 0.15 * len(missing) / len(numbers)
+            if cand.text.rstrip(" \"'”’").endswith("?"):  # a question never answers one
+                cand.score -= self.question_penalty
+            if len(s_tokens - q_tokens - extra) < 2:  # says nothing the question did not
+                cand.score -= self.novelty_penalty
+            if wanted:
+                cand.score -= self.constraint_penalty * (
+                    2.0 - constraint_share(wanted, cand.text) - constraint_share(wanted, cand.passage.text)
+                ) / 2
         candidates.sort(key=lambda c: -c.score)
         return candidates
 

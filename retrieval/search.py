@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,22 @@ from newsdesk.settings import Settings
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.lexical import BM25Index
+
+
+_CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re.I)
+
+
+def constraints(query: str) -> set[str]:
+    """Tokens a relevant passage must share with the query: numbers, years, ordinals, quarters."""
+    return {m.group(0).lower().rstrip(".,") for m in _CONSTRAINT.finditer(query)}
+
+
+def constraint_share(wanted: set[str], text: str) -> float:
+    """Share of ``wanted`` tokens that occur in ``text`` (1.0 when nothing is wanted)."""
+    if not wanted:
+        return 1.0
+    found = constraints(text)
+    return sum(1 for w in wanted if w in found) / len(wanted)
 
 
 def filters_to_where(filters: SearchFilters | None) -> dict[str, Any] | None:
@@ -102,6 +119,9 @@ class HybridSearcher:
         reranker: an optional loaded ``CrossEncoder`` (overrides ``settings.reranker``).
     """
 
+    #: how much a passage gains for containing the numbers and years the query names
+    constraint_weight = 1.0
+
     def __init__(self, store: Store, embedder: Embedder, settings: Settings, reranker: Any = None) -> None:
         self.store = store
         self.embedder = embedder
@@ -147,7 +167,15 @@ class HybridSearcher:
         fused = reciprocal_rank_fusion(
             [[p.chunk_id for p in dense], [p.chunk_id for p in lexical]], k=self.settings.rrf_k
         )
-        ranked = [by_id[cid].model_copy(update={"score": score}) for cid, score in fused]
+        wanted = constraints(query)
+        ranked = [
+            by_id[cid].model_copy(
+                update={"score": score * (1.0 + self.constraint_weight * constraint_share(wanted, by_id[cid].text))}
+            )
+            for cid, score in fused
+        ]
+        if wanted:  # a passage naming the year or number asked about outranks one about another
+            ranked.sort(key=lambda p: -p.score)
         if self.reranker is not None and ranked:
             ranked = self._rerank(query, ranked[: max(2 * k, 20)])
         result = diversify(ranked, k, self.settings.per_article_cap)
