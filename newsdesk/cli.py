@@ -253,5 +253,7 @@ def main() -> None:
         sys.exit(1)
 
 
+from newsdesk import commands  # noqa: E402,F401 - registers ask, chat, bot, eval, feedback
+
 if __name__ == "__main__":
     main()

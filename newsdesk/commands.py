@@ -1,0 +1,163 @@
+"""Commands that answer questions or serve them: ``ask``, ``chat``, ``bot``, ``feedback export``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from newsdesk.cli import (
+    DataDir,
+    JsonFlag,
+    _quiet_libraries,
+    app,
+    err,
+    feedback_app,
+    make_settings,
+    out,
+    parse_date,
+    user_errors,
+)
+from newsdesk.errors import UsageError
+from newsdesk.models import Answer
+
+
+def build_services(settings):
+    """Store, model, searcher and answerer for one command."""
+    _quiet_libraries()
+    from newsdesk.runtime import Services
+
+    return Services.from_settings(settings)
+
+
+def print_answer(answer: Answer) -> None:
+    """The answer, then its numbered sources with the quoted passages."""
+    if answer.abstained:
+        out.print(f"[bold]{escape(answer.text)}[/bold]")
+        if answer.related:
+            out.print("\nPossibly related (not cited):")
+            for rel in answer.related:
+                label = rel.title or rel.article_id
+                out.print(f"  - {escape(label)}" + (f" ({escape(rel.source)})" if rel.source else ""),
+                          highlight=False)
+    else:
+        out.print(escape(answer.text), highlight=False)
+        out.print("\n[bold]Sources[/bold]")
+        for c in answer.citations:
+            head = " — ".join(x for x in [c.title or c.article_id, c.source, str(c.published or "")] if x)
+            out.print(f"[bold][{c.number}][/bold] {escape(head)}  [dim]{escape(c.article_id)} "
+                      f"@{c.char_start}-{c.char_end}[/dim]", highlight=False)
+            out.print(f"    [dim]│[/dim] {escape(c.quote)}", highlight=False)
+            if c.url:
+                out.print(f"    {escape(c.url)}", highlight=False)
+    if fallback := answer.metadata.get("fallback"):
+        err.print(f"[yellow]note:[/yellow] the LLM was not used: {fallback}", highlight=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    k: Annotated[int | None, typer.Option("-k", help="Passages to use (default: NEWSDESK_TOP_K).", min=1,
+                                          max=50)] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only articles published on/after DATE.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only articles published on/before DATE.")] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Answer a question with citations to the stored articles (or say they don't say)."""
+    from retrieval.base import SearchFilters
+
+    with user_errors():
+        settings = make_settings(data_dir)
+        if not question.strip():
+            raise UsageError("the question is empty")
+        if len(question) > settings.max_question_chars:
+            raise UsageError(f"the question is longer than {settings.max_question_chars} characters")
+        filters = SearchFilters(sources=source or [], since=parse_date(since, "--since"),
+                                until=parse_date(until, "--until"))
+        services = build_services(settings)
+        if services.store.count_chunks() == 0:
+            raise UsageError("the store is empty: run `newsdesk ingest PATH` first")
+        answer = services.answerer.answer(question, filters=filters, k=k)
+        if as_json:
+            sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+        else:
+            print_answer(answer)
+
+
+@app.command()
+def chat(data_dir: DataDir = None) -> None:
+    """Ask questions in a loop; follow-ups ("who said that?") use the earlier turns. Ctrl-D quits."""
+    from retrieval.base import Turn
+
+    with user_errors():
+        settings = make_settings(data_dir)
+        services = build_services(settings)
+        history: list[Turn] = []
+        out.print("Ask about the articles. Empty line or Ctrl-D to quit.", highlight=False)
+        while True:
+            try:
+                question = input("? ").strip()
+            except EOFError:
+                break
+            if not question or question.lower() in {"exit", "quit"}:
+                break
+            try:
+                answer = services.answerer.answer(question, history=history[-settings.history_turns:])
+            except UsageError as exc:
+                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                continue
+            print_answer(answer)
+            out.print()
+            history.append(Turn(question=question, answer=answer.text))
+
+
+@app.command()
+def bot(data_dir: DataDir = None) -> None:
+    """Run the Discord bot (needs DISCORD_TOKEN)."""
+    with user_errors():
+        settings = make_settings(data_dir)
+        from bot.app import run_bot
+
+        if settings.discord_token is None:
+            raise UsageError("DISCORD_TOKEN is not set: create a bot token in the Discord developer portal")
+        services = build_services(settings)
+
+        def ingest_url(url: str):
+            from ingest.sync import ingest
+
+            return ingest([url], settings, services.store, services.embedder)
+
+        def list_sources() -> list[dict]:
+            return [r.model_dump(mode="json") | {"article_id": r.id} for r in services.store.records().values()]
+
+        run_bot(settings, services.answerer, ingest=ingest_url, sources=list_sources)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write the 👎 items to.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write thumbs-down answers as stub evaluation questions for a maintainer to complete."""
+    with user_errors():
+        settings = make_settings(data_dir)
+        from bot.feedback import FeedbackStore
+
+        count = FeedbackStore(settings.feedback_db).export_stubs(out_file)
+        out.print(f"wrote {count} stub question(s) to {out_file}", highlight=False)
+
+
+def _register_eval() -> None:
+    try:
+        from evals.cli import eval_command
+    except ImportError:  # pragma: no cover - evals is part of the package
+        return
+    app.command("eval")(eval_command)
+
+
+_register_eval()
