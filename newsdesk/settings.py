@@ -64,7 +64,8 @@ class Settings(BaseSettings):
 
     # --- answering ---------------------------------------------------------------------------------
     abstain_threshold: float = Field(
-        0.35, description="Default answerer abstains when its best sentence scores below this."
+        0.345, description="Default answerer abstains when its best sentence scores below this "
+        "(calibrated on the dev set: midway between its best-scoring unanswerable and worst answerable)."
     )
     max_question_chars: int = Field(500, ge=10)
     llm: str | None = Field(None, description="provider:model for the optional LLM answerer.")

@@ -40,7 +40,7 @@ _QUANTITY = re.compile(
     r"several|many|few)\b",
     re.I,
 )
-_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+")
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zà-ÿ][\w’'-]*")
 # Words that make a question lean on the previous turn ("who said that?", "and the second one?").
 _FOLLOW_UP = re.compile(r"\b(that|this|it|they|them|he|she|his|her|those|these|one|ones|there|then)\b", re.I)
 
@@ -87,7 +87,7 @@ def has_type(sentence: str, kind: str | None, question: str) -> bool:
         return bool(words)
     # a name: two capitalised words in a row ("Asif Shahzad"), or one that speaks ("Qazi said")
     return any(
-        re.match(r"\s+[A-Z]", text[m.end():]) or re.match(r"\s+(said|says|told|added|wrote)\b", text[m.end():])
+        re.match(r"\s+[A-Z][a-zà-ÿ]", text[m.end():]) or re.match(r"\s+(said|says|told|added|wrote)\b", text[m.end():])
         for m in words
     )
 
@@ -131,8 +131,11 @@ class ExtractiveAnswerer:
     name = "extractive"
     #: weight of embedding similarity against term overlap in a sentence's score
     dense_weight = 0.5
-    #: a second sentence is added when it scores at least this share of the best one
+    #: further sentences are added when they score at least this share of the best one
     second_ratio = 0.9
+    max_sentences = 3
+    #: share of a sentence's score that comes from the passage around it
+    context_weight = 0.3
     #: another article's sentence this similar to a chosen one corroborates it
     corroboration = 0.82
     #: taken off a sentence lacking the kind of answer asked for (a name for "who", a time for "when")
@@ -192,11 +195,17 @@ class ExtractiveAnswerer:
         kind = expected_type(question)
         q_vec = self.searcher.embedder.embed_query_array(question)
         s_vecs = self._embed([c.text for c in candidates])
+        p_vecs = dict(zip([p.chunk_id for p in passages], self._embed([p.text for p in passages]), strict=True))
         for cand, vec in zip(candidates, s_vecs, strict=True):
             s_tokens = set(tokenize(cand.text))
+            p_tokens = set(tokenize(cand.passage.text))
             cand.dense = float(np.dot(q_vec, vec))
             cand.overlap = sum(w for t, w in weight.items() if t in s_tokens) / total
-            cand.score = self.dense_weight * cand.dense + (1 - self.dense_weight) * cand.overlap
+            sentence = self.dense_weight * cand.dense + (1 - self.dense_weight) * cand.overlap
+            context = self.dense_weight * float(np.dot(q_vec, p_vecs[cand.passage.chunk_id])) + (
+                1 - self.dense_weight
+            ) * sum(w for t, w in weight.items() if t in p_tokens) / total
+            cand.score = (1 - self.context_weight) * sentence + self.context_weight * context
             cand.score -= 0.01 * cand.rank  # a gentle prior for what retrieval ranked first
             if not has_type(cand.text, kind, question):
                 cand.score -= self.type_penalty
@@ -224,12 +233,11 @@ class ExtractiveAnswerer:
     def _compose(self, question: str, candidates: list[Candidate]) -> Answer:
         best = candidates[0]
         chosen = [best]
-        for cand in candidates[1:4]:
-            if cand.score < self.second_ratio * best.score:
+        for cand in candidates[1:8]:
+            if len(chosen) == self.max_sentences or cand.score < self.second_ratio * best.score:
                 break
             if not _overlaps(cand, chosen) and not self._same_fact(cand, chosen):
                 chosen.append(cand)
-                break
         texts = self.store.article_texts(sorted({c.passage.article_id for c in candidates}))
         book = CitationBook(texts)
         sentences = []
@@ -288,18 +296,34 @@ class ExtractiveAnswerer:
 
 
 def _sentences(passages: list[Passage]) -> list[Candidate]:
-    """Sentences of the passages with absolute offsets; a sentence shared by overlapping chunks once."""
+    """Sentences of the passages with absolute offsets; a sentence shared by overlapping chunks once.
+
+    A fragment (a dateline such as "Oct 19, 2021 ...", a heading) is joined to the sentence after it,
+    so what it says is scored, and quoted, in context.
+    """
     seen: set[tuple[str, int]] = set()
     out = []
     for rank, passage in enumerate(passages):
-        for span in sentence_spans(passage.text):
-            start, end = passage.char_start + span.start, passage.char_start + span.end
-            key = (passage.article_id, start)
+        spans = sentence_spans(passage.text)
+        merged: list[tuple[int, int]] = []
+        for span in spans:
+            if merged and _is_fragment(passage.text[merged[-1][0] : merged[-1][1]]):
+                merged[-1] = (merged[-1][0], span.end)
+            else:
+                merged.append((span.start, span.end))
+        for start, end in merged:
+            key = (passage.article_id, passage.char_start + start)
             if key in seen or end - start < 12:
                 continue
             seen.add(key)
-            out.append(Candidate(passage, rank, start, end, passage.text[span.start : span.end]))
+            out.append(Candidate(passage, rank, passage.char_start + start, passage.char_start + end,
+                                 passage.text[start:end]))
     return out
+
+
+def _is_fragment(text: str) -> bool:
+    words = text.replace("...", " ").replace("…", " ").split()
+    return len(words) <= 4
 
 
 def _overlaps(cand: Candidate, chosen: list[Candidate]) -> bool:
