@@ -60,3 +60,11 @@ def sample_store(sample_settings, embedder):
     report = ingest([str(SAMPLE_DIR)], sample_settings, store, embedder)
     assert not report.failed, report.failed
     return store
+
+
+@pytest.fixture(scope="session")
+def answerer(sample_settings, sample_store, embedder):
+    """The real offline answerer over the sample corpus."""
+    from newsdesk.runtime import Services
+
+    return Services.from_settings(sample_settings, embedder=embedder, store=sample_store).answerer
