@@ -34,6 +34,11 @@ _TIME = re.compile(
     r"earlier|later|since|until|before|after|during|season|quarter)\b",
     re.I,
 )
+_FULL_DATE = re.compile(
+    rf"\b(({_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.? \d{{1,2}}(st|nd|rd|th)?\b|"
+    rf"\d{{1,2}}(st|nd|rd|th)? ({_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\b|\d{{4}}-\d\d-\d\d)",
+    re.I,
+)
 _QUANTITY = re.compile(
     r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
     r"fifty|hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens|half|"
@@ -68,8 +73,11 @@ def expected_type(question: str) -> str | None:
         return "time"
     if re.search(r"\b(who|whom|whose|what (was|is) the name|name of)\b", q):
         return "name"
-    if re.search(r"\bwhere\b", q):
-        return "place"
+    if re.search(r"\bwhere\b", q) or re.search(
+        r"\b(which|what) (country|countries|city|cities|team|company|companies|movie|film|show|series|game|"
+        r"album|song|book|party|club|state|brand|app|organi[sz]ation)\b", q
+    ):
+        return "place"  # any proper noun the question does not already name
     return None
 
 
@@ -132,7 +140,7 @@ class ExtractiveAnswerer:
     #: weight of embedding similarity against term overlap in a sentence's score
     dense_weight = 0.5
     #: further sentences are added when they score at least this share of the best one
-    second_ratio = 0.9
+    second_ratio = 0.8
     max_sentences = 3
     #: share of a sentence's score that comes from the passage around it
     context_weight = 0.3
@@ -141,6 +149,8 @@ class ExtractiveAnswerer:
     #: taken off a sentence lacking the kind of answer asked for (a name for "who", a time for "when")
     type_penalty = 0.15
     question_penalty = 0.3
+    #: added to a sentence giving a full date when the question asks "when"
+    specific_bonus = 0.05
     novelty_penalty = 0.2
     #: taken off a sentence whose passage lacks the numbers and years the question names
     constraint_penalty = 0.2
@@ -209,6 +219,8 @@ class ExtractiveAnswerer:
             cand.score -= 0.01 * cand.rank  # a gentle prior for what retrieval ranked first
             if not has_type(cand.text, kind, question):
                 cand.score -= self.type_penalty
+            elif kind == "time" and _FULL_DATE.search(cand.text):
+                cand.score += self.specific_bonus  # "November 10, 2020" answers "when" better than "in 2020"
             if cand.text.rstrip(" \"'”’").endswith("?"):  # a question never answers one
                 cand.score -= self.question_penalty
             if len(s_tokens - q_tokens - extra) < 2:  # says nothing the question did not

@@ -22,6 +22,17 @@ STOPWORDS = frozenset(
 )
 
 
+# Irregular past forms the stemmer leaves alone, so "won" matches "wins" and "bought" matches "buys".
+IRREGULAR = {
+    "won": "win", "began": "begin", "begun": "begin", "became": "become", "bought": "buy", "brought": "bring",
+    "built": "build", "chose": "choose", "chosen": "choose", "fell": "fall", "fallen": "fall", "found": "find",
+    "gave": "give", "given": "give", "held": "hold", "kept": "keep", "led": "lead", "left": "leave",
+    "lost": "lose", "made": "make", "met": "meet", "paid": "pay", "ran": "run", "sold": "sell",
+    "sent": "send", "spent": "spend", "stood": "stand", "struck": "strike", "taken": "take", "took": "take",
+    "told": "tell", "went": "go", "gone": "go", "wrote": "write", "written": "write", "killed": "kill",
+}
+
+
 @lru_cache(maxsize=1)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
@@ -29,7 +40,7 @@ def _stemmer() -> Stemmer.Stemmer:
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stop-word-free, stemmed word tokens; numbers are kept whole ("2021", "100")."""
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
+    words = [IRREGULAR.get(w, w) for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
     return _stemmer().stemWords(words)
 
 
