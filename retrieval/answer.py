@@ -26,6 +26,7 @@ from retrieval.lexical import tokenize
 from retrieval.search import HybridSearcher, constraint_share, constraints
 
 ABSTAIN_TEXT = "The articles don't say."
+CONFLICT_PREFIX = "The articles disagree:"
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _TIME = re.compile(
@@ -146,6 +147,8 @@ class ExtractiveAnswerer:
     context_weight = 0.3
     #: another article's sentence this similar to a chosen one corroborates it
     corroboration = 0.82
+    #: sentences this similar are copies of each other; differing names then mean a disagreement
+    near_copy = 0.9
     #: taken off a sentence lacking the kind of answer asked for (a name for "who", a time for "when")
     type_penalty = 0.15
     question_penalty = 0.3
@@ -252,43 +255,66 @@ class ExtractiveAnswerer:
                 chosen.append(cand)
         texts = self.store.article_texts(sorted({c.passage.article_id for c in candidates}))
         book = CitationBook(texts)
-        sentences = []
+        sentences: list[AnswerSentence] = []
+        conflicts = 0
         for cand in chosen:
+            agree, disagree = self._related(cand, candidates, chosen, question)
             numbers = [book.cite(cand.passage, cand.start, cand.end, cand.text)]
-            for other in self._corroborating(cand, candidates, chosen):
-                numbers.append(book.cite(other.passage, other.start, other.end, other.text))
+            numbers += [book.cite(o.passage, o.start, o.end, o.text) for o in agree]
             numbers = list(dict.fromkeys(n for n in numbers if n is not None))
-            if numbers:  # a sentence whose own quote does not verify is never shown
-                sentences.append(AnswerSentence(text=cand.text, citations=numbers))
+            if not numbers:  # a sentence whose own quote does not verify is never shown
+                continue
+            sentences.append(AnswerSentence(text=cand.text, citations=numbers))
+            for other in disagree:  # show the other version beside it, never pick a side silently
+                number = book.cite(other.passage, other.start, other.end, other.text)
+                if number is not None and all(other.text != s.text for s in sentences):
+                    sentences.append(AnswerSentence(text=other.text, citations=[number]))
+                    conflicts += 1
         if not sentences:
             return self._abstain(question, [c.passage for c in candidates], best)
+        text = render(sentences)
         return Answer(
             question=question,
-            text=render(sentences),
+            text=f"{CONFLICT_PREFIX} {text}" if conflicts else text,
             sentences=sentences,
             citations=book.citations,
             answerer=self.name,
-            metadata={"best_score": round(best.score, 4)},
+            metadata={"best_score": round(best.score, 4), "conflicts": conflicts},
         )
 
     def _same_fact(self, cand: Candidate, chosen: list[Candidate]) -> bool:
         vecs = self._embed([cand.text, *(c.text for c in chosen)])
         return bool(np.max(vecs[1:] @ vecs[0]) >= self.corroboration)
 
-    def _corroborating(self, cand: Candidate, candidates: list[Candidate], chosen: list[Candidate]) -> list[Candidate]:
-        """Sentences of other articles that state the same as ``cand``."""
+    def _related(
+        self, cand: Candidate, candidates: list[Candidate], chosen: list[Candidate], question: str
+    ) -> tuple[list[Candidate], list[Candidate]]:
+        """Sentences of other articles that state the same as ``cand`` (agree) or a variant of it (disagree).
+
+        A close paraphrase with other numbers, or a near-copy with other names, disagrees.
+        """
         others = [c for c in candidates if c.passage.article_id != cand.passage.article_id and c not in chosen]
         if not others:
-            return []
+            return [], []
         vecs = self._embed([cand.text, *(c.text for c in others)])
         sims = vecs[1:] @ vecs[0]
+        digits, names = _facts(cand.text, question)
+        wanted = constraints(question)
+        coverage = constraint_share(wanted, cand.passage.text)
         seen: set[str] = set()
-        out = []
+        agree, disagree = [], []
         for other, sim in sorted(zip(others, sims, strict=True), key=lambda x: -x[1]):
-            if sim >= self.corroboration and other.passage.article_id not in seen:
-                seen.add(other.passage.article_id)
-                out.append(other)
-        return out[:3]
+            if sim < self.corroboration or other.passage.article_id in seen:
+                continue
+            seen.add(other.passage.article_id)
+            other_digits, other_names = _facts(other.text, question)
+            if digits != other_digits or (sim >= self.near_copy and names != other_names):
+                # about another year or edition than the one asked for: neither agrees nor disagrees
+                if constraint_share(wanted, other.passage.text) >= coverage:
+                    disagree.append(other)
+            else:
+                agree.append(other)
+        return agree[:3], disagree[:2]
 
     def _abstain(self, question: str, passages: list[Passage], best: Candidate | None) -> Answer:
         related = list(
@@ -336,6 +362,14 @@ def _sentences(passages: list[Passage]) -> list[Candidate]:
 def _is_fragment(text: str) -> bool:
     words = text.replace("...", " ").replace("…", " ").split()
     return len(words) <= 4
+
+
+def _facts(text: str, question: str) -> tuple[set[str], set[str]]:
+    """Numbers and proper nouns of ``text`` that the question does not already name."""
+    asked = {w.lower() for w in re.findall(r"[\w’'-]+", question)}
+    digits = {d.rstrip(".,") for d in re.findall(r"\d[\d,.]*", text)} - asked
+    names = {m.group(0).lower() for m in _CAPITALISED.finditer(text.strip())} - asked
+    return digits, names
 
 
 def _overlaps(cand: Candidate, chosen: list[Candidate]) -> bool:
