@@ -10,7 +10,11 @@ import pysbd
 
 from newsdesk.models import Article, Chunk
 
-_BLANK_LINES = re.compile(r"\n\s*\n")
+_LINES = re.compile(r"[^\n]+")
+
+#: Bump when a change to this module changes the chunks made from the same text, so that stored
+#: articles are re-chunked on the next ingest.
+CHUNKER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class Span:
 
 @lru_cache(maxsize=1)
 def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return pysbd.Segmenter(language="en", clean=False)
 
 
 def _trim(text: str, start: int, end: int) -> Span | None:
@@ -37,42 +41,35 @@ def _trim(text: str, start: int, end: int) -> Span | None:
 def sentence_spans(text: str) -> list[Span]:
     """Split ``text`` into sentences (rule-based, no downloaded data) with exact offsets.
 
-    Paragraph breaks always end a sentence. Offsets are recovered by searching forward from the
-    previous sentence, so they are exact even where the segmenter's own spans drift.
+    A newline always ends a sentence: these files hold one paragraph a line (pysbd splits there too).
+    Offsets are found by searching each sentence forward from the previous one; text the segmenter
+    altered so that it cannot be found is kept as a span of its own, so no character is ever lost.
     """
     spans: list[Span] = []
-    segmenter = _segmenter()
-    paragraph_start = 0
-    for match in [*_BLANK_LINES.finditer(text), None]:
-        paragraph_end = match.start() if match else len(text)
-        paragraph = text[paragraph_start:paragraph_end]
-        cursor = 0
-        for piece in segmenter.segment(paragraph) if paragraph.strip() else []:
-            sentence = piece.sent.strip()
-            if not sentence:
-                continue
-            found = paragraph.find(sentence, cursor)
-            if found < 0:  # the segmenter altered the text; fall back to its own span
-                found, end = piece.start, piece.end
-            else:
-                end = found + len(sentence)
-            for line_start, line_end in _lines(paragraph, found, end):
-                span = _trim(text, paragraph_start + line_start, paragraph_start + line_end)
-                if span:
-                    spans.append(span)
-            cursor = end
-        paragraph_start = match.end() if match else len(text)
+    for line in _LINES.finditer(text):
+        if not line.group().isspace():
+            spans.extend(_line_spans(text, line.start(), line.end()))
     return spans
 
 
-def _lines(paragraph: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Single newlines inside a sentence are paragraph breaks in these files (one paragraph a line)."""
-    pieces, cursor = [], start
-    while (newline := paragraph.find("\n", cursor, end)) >= 0:
-        pieces.append((cursor, newline))
-        cursor = newline + 1
-    pieces.append((cursor, end))
-    return pieces
+def _line_spans(text: str, start: int, end: int) -> list[Span]:
+    line = text[start:end]
+    # The segmenter's processor alone: Segmenter.segment() would also recover character spans by
+    # regex-searching every sentence from the start of the text, quadratic in long articles.
+    spans: list[Span] = []
+    cursor = 0
+    for sentence in _segmenter().processor(line).process() or []:
+        sentence = sentence.strip()
+        found = line.find(sentence, cursor) if sentence else -1
+        if found < 0:
+            continue  # altered by the segmenter; the gap is filled below
+        if (gap := _trim(text, start + cursor, start + found)) is not None:
+            spans.append(gap)
+        spans.append(Span(start + found, start + found + len(sentence)))
+        cursor = found + len(sentence)
+    if (tail := _trim(text, start + cursor, end)) is not None:
+        spans.append(tail)
+    return spans
 
 
 def _split_long(text: str, span: Span, size: int) -> list[Span]:
@@ -96,6 +93,11 @@ def _split_long(text: str, span: Span, size: int) -> list[Span]:
     return pieces
 
 
+def chunking_key(size: int, overlap: int) -> str:
+    """Names the chunker and its parameters; stored with each article to detect a change of either."""
+    return f"sentences-v{CHUNKER_VERSION}:{size}:{overlap}"
+
+
 def chunk_article(article: Article, size: int = 800, overlap: int = 150) -> list[Chunk]:
     """Pack whole sentences into chunks of at most ``size`` characters.
 
@@ -112,9 +114,8 @@ def chunk_article(article: Article, size: int = 800, overlap: int = 150) -> list
         while last + 1 < len(spans) and spans[last + 1].end - spans[first].start <= size:
             last += 1
         start, end = spans[first].start, spans[last].end
-        chunks.append(
-            Chunk(article_id=article.id, index=len(chunks), text=text[start:end], char_start=start, char_end=end)
-        )
+        chunks.append(Chunk(article_id=article.id, index=len(chunks), text=text[start:end],
+                            char_start=start, char_end=end))
         if last + 1 >= len(spans):
             break
         # step back over trailing sentences that fit in the overlap, but always advance, and only as far

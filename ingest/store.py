@@ -40,6 +40,7 @@ class ArticleRecord(BaseModel):
     origin: str = ""
     content_hash: str = ""
     fingerprint: str = ""
+    chunking: str = ""  # chunker version and parameters the chunks were made with
     chunks: int = 0
     state: str = READY
 
@@ -58,6 +59,7 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
 
     Raises:
         StoreUnavailable: the server cannot be reached or the directory cannot be opened.
+
     """
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
@@ -93,6 +95,7 @@ class Store:
     Args:
         client: an embedded or HTTP Chroma client.
         name: the chunk collection's name; articles go to ``<name>-articles``.
+
     """
 
     def __init__(self, client: chromadb.ClientAPI, name: str = "newsdesk") -> None:
@@ -117,7 +120,7 @@ class Store:
         return dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
 
     def generation(self) -> int:
-        """A counter bumped around every write, so caches derived from the store know to rebuild."""
+        """Return a counter bumped around every write, so caches derived from the store know to rebuild."""
         return int(self._meta().get("generation", 0))
 
     def bump_generation(self) -> int:
@@ -127,18 +130,23 @@ class Store:
         self.chunks.modify(metadata=meta)
         return meta["generation"]
 
-    def check_model(self, model_name: str, dimension: int) -> None:
+    def check_model(self, model_name: str, dimension: int | None = None) -> None:
         """Record the embedding model on first write; refuse to mix models afterwards.
+
+        Without ``dimension`` only the name is compared (and nothing is recorded), which needs no
+        loaded model.
 
         Raises:
             StoreUnavailable: the collection was built with another model.
+
         """
         meta = self._meta()
         stored = meta.get("embedding_model")
         if stored is None:
-            meta.update(embedding_model=model_name, dimension=dimension)
-            self.chunks.modify(metadata=meta)
-        elif stored != model_name or int(meta.get("dimension", dimension)) != dimension:
+            if dimension is not None:
+                meta.update(embedding_model=model_name, dimension=dimension)
+                self.chunks.modify(metadata=meta)
+        elif stored != model_name or dimension not in (None, int(meta.get("dimension", dimension))):
             raise StoreUnavailable(
                 f"collection {self.name!r} was built with embedding model {stored!r}, not {model_name!r}; "
                 "set NEWSDESK_EMBEDDING_MODEL back or use another NEWSDESK_COLLECTION"
@@ -154,7 +162,7 @@ class Store:
         return out
 
     def get_article(self, article_id: str) -> Article | None:
-        """The stored article (text and metadata), or None."""
+        """Return the stored article (text and metadata), or None."""
         got = self.articles.get(ids=[article_id], include=["documents", "metadatas"])
         if not got["ids"]:
             return None
@@ -171,25 +179,30 @@ class Store:
         return dict(zip(got["ids"], got["documents"], strict=True))
 
     def count_articles(self) -> int:
-        """Number of article records."""
+        """Count the article records."""
         return self.articles.count()
 
     def count_chunks(self) -> int:
-        """Number of chunks."""
+        """Count the chunks."""
         return self.chunks.count()
 
     # --- writes ----------------------------------------------------------------------------------
     def write_articles(
-        self, items: Sequence[tuple[Article, list[Chunk]]], embeddings: np.ndarray
+        self, items: Sequence[tuple[Article, list[Chunk]]], embeddings: np.ndarray, chunking: str = ""
     ) -> None:
         """Store articles and their chunks, replacing any older version of them.
 
-        ``embeddings`` holds one row per chunk, in the order of ``items``. The records are marked
-        ``pending`` first and ``ready`` last, so an interrupted write is redone by the next sync.
+        ``embeddings`` holds one row per chunk, in the order of ``items``; ``chunking`` names how the
+        chunks were made (see :func:`ingest.chunking.chunking_key`). The records are marked ``pending``
+        first, then all old chunks of these articles are deleted and the new ones added, and the records
+        are marked ``ready`` last: an interrupted write is redone whole by the next sync.
         """
         if not items:
             return
-        self._upsert_records([(article, chunks, PENDING) for article, chunks in items])
+        self._upsert_records([(article, chunks, PENDING) for article, chunks in items], chunking)
+        # Old chunks go first and the new ones are added: replacing vectors in place (upsert) costs
+        # Chroma's HNSW index ten times as much as deleting them and adding the new ones.
+        self._delete_chunks([article.id for article, _ in items])
         ids, docs, metas = [], [], []
         for article, chunks in items:
             for chunk in chunks:
@@ -198,23 +211,33 @@ class Store:
                 metas.append(_chunk_meta(article, chunk))
         for start in range(0, len(ids), self.max_batch):
             stop = start + self.max_batch
-            self.chunks.upsert(
+            self.chunks.add(
                 ids=ids[start:stop], documents=docs[start:stop], metadatas=metas[start:stop],
                 embeddings=embeddings[start:stop],
             )
-        for article, chunks in items:  # drop chunks left over from a longer earlier version
-            self.chunks.delete(
-                where={"$and": [{"article_id": article.id}, {"chunk_index": {"$gte": len(chunks)}}]}
+        # metadata only: the text went in with the pending record and need not be indexed twice
+        for start in range(0, len(items), self.max_batch):
+            batch = items[start : start + self.max_batch]
+            self.articles.update(
+                ids=[article.id for article, _ in batch],
+                metadatas=[_article_meta(article, len(chunks), READY, chunking) for article, chunks in batch],
             )
-        self._upsert_records([(article, chunks, READY) for article, chunks in items])
 
-    def _upsert_records(self, items: Sequence[tuple[Article, list[Chunk], str]]) -> None:
+    def _delete_chunks(self, article_ids: list[str]) -> None:
+        """Delete every stored chunk of these articles (an older version's, or an interrupted run's)."""
+        for start in range(0, len(article_ids), self.max_batch):
+            where = {"article_id": {"$in": article_ids[start : start + self.max_batch]}}
+            stale = self.chunks.get(where=where, include=[])["ids"]
+            for begin in range(0, len(stale), self.max_batch):
+                self.chunks.delete(ids=stale[begin : begin + self.max_batch])
+
+    def _upsert_records(self, items: Sequence[tuple[Article, list[Chunk], str]], chunking: str) -> None:
         for start in range(0, len(items), self.max_batch):
             batch = items[start : start + self.max_batch]
             self.articles.upsert(
                 ids=[article.id for article, _, _ in batch],
                 documents=[article.text for article, _, _ in batch],
-                metadatas=[_article_meta(article, len(chunks), state) for article, chunks, state in batch],
+                metadatas=[_article_meta(a, len(chunks), state, chunking) for a, chunks, state in batch],
                 embeddings=[[1.0]] * len(batch),
             )
 
@@ -246,7 +269,11 @@ class Store:
     def dense_search(
         self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None
     ) -> list[Passage]:
-        """Nearest chunks by cosine similarity, best first (score = 1 - distance)."""
+        """Nearest chunks by cosine similarity, best first (score = 1 - distance).
+
+        An embedded client keeps the vector index it loaded: chunks another process deleted since
+        still come back from it, without text or metadata. They are gone, so they are left out.
+        """
         if n <= 0:
             return []
         got = self.chunks.query(
@@ -260,6 +287,7 @@ class Store:
             for chunk_id, doc, meta, dist in zip(
                 got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
             )
+            if doc is not None and meta is not None
         ]
 
     def _pages(self, collection: Any, include: list[str], size: int = 5000) -> Iterator[tuple]:
@@ -294,7 +322,7 @@ def passage_from(chunk_id: str, text: str, meta: dict[str, Any], score: float = 
     )
 
 
-def _article_meta(article: Article, chunks: int, state: str) -> dict[str, Any]:
+def _article_meta(article: Article, chunks: int, state: str, chunking: str) -> dict[str, Any]:
     return {
         "title": article.title,
         "source": article.source,
@@ -305,6 +333,7 @@ def _article_meta(article: Article, chunks: int, state: str) -> dict[str, Any]:
         "origin": article.origin,
         "content_hash": article.content_hash,
         "fingerprint": article.fingerprint(),
+        "chunking": chunking,
         "chunks": chunks,
         "state": state,
     }
@@ -336,6 +365,7 @@ def _record(article_id: str, meta: dict[str, Any]) -> ArticleRecord:
         origin=meta.get("origin", ""),
         content_hash=meta.get("content_hash", ""),
         fingerprint=meta.get("fingerprint", ""),
+        chunking=meta.get("chunking", ""),
         chunks=int(meta.get("chunks", 0)),
         state=meta.get("state", READY),
     )

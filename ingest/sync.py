@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
-from ingest.chunking import chunk_article
+from ingest.chunking import chunk_article, chunking_key
 from ingest.embedding import Embedder
-from ingest.store import READY, Store
+from ingest.store import PENDING, READY, Store
 from newsdesk.models import Article, Chunk, IngestFailure, IngestReport
 from newsdesk.settings import Settings
 
@@ -62,40 +61,61 @@ def sync_articles(
     *,
     progress: Progress | None = None,
 ) -> None:
-    """Write the new and changed ``articles`` to ``store``, recording each outcome in ``report``."""
-    store.check_model(embedder.name, embedder.dimension)
+    """Write the new and changed ``articles`` to ``store``, recording each outcome in ``report``.
+
+    Also finishes what an interrupted earlier run left half done: deletions are completed, and
+    articles left ``pending`` are rewritten from their stored text even when not given this time.
+    """
+    store.check_model(embedder.name)  # the name alone: refusing a mismatch needs no loaded model
     store.recover()
     records = store.records()
-    by_hash = {rec.content_hash: rid for rid, rec in records.items() if rec.state == READY}
-    todo: list[tuple[Article, list[Chunk]]] = []
-    seen: set[str] = set()
+    chunking = chunking_key(settings.chunk_size, settings.chunk_overlap)
+    loaded: dict[str, Article] = {}
     for article in articles:
-        if article.id in seen:
-            report.failed.append(IngestFailure(source=article.origin or article.id,
-                                               error=f"id {article.id!r} appears twice in this run; kept the first"))
-            continue
-        seen.add(article.id)
+        if article.id in loaded:
+            report.failed.append(IngestFailure(
+                source=article.origin or article.id,
+                error=f"id {article.id!r} appears twice in this run; kept the first"))
+        else:
+            loaded[article.id] = article
+    # Stored texts that stay stored after this run: the originals duplicates are measured against.
+    # An article whose text changes in this run no longer holds its old text, whatever the order.
+    by_hash: dict[str, str] = {}
+    for rid, rec in sorted(records.items()):
+        if rec.state == READY and (rid not in loaded or loaded[rid].content_hash == rec.content_hash):
+            by_hash.setdefault(rec.content_hash, rid)
+    todo: list[tuple[Article, list[Chunk]]] = []
+    for article in loaded.values():
         record = records.get(article.id)
-        if record and record.state == READY and record.fingerprint == article.fingerprint():
+        if (record and record.state == READY and record.fingerprint == article.fingerprint()
+                and record.chunking == chunking):
             report.unchanged.append(article.id)
             continue
-        twin = by_hash.get(article.content_hash)
-        if twin is not None and twin != article.id:
+        twin = by_hash.setdefault(article.content_hash, article.id)
+        if twin != article.id:
             report.duplicates.append(article.id)
             report.warnings.append(f"{article.id}: same text as {twin}; stored once")
+            if record:  # its earlier, different text is gone from the source
+                store.delete_article(article.id)
+                store.bump_generation()
             continue
-        by_hash[article.content_hash] = article.id
         (report.updated if record else report.added).append(article.id)
         todo.append((article, chunk_article(article, settings.chunk_size, settings.chunk_overlap)))
+    for rid, rec in sorted(records.items()):
+        if rec.state == PENDING and rid not in loaded and (article := store.get_article(rid)) is not None:
+            report.updated.append(rid)
+            report.warnings.append(f"{rid}: finished writing it (an earlier run was interrupted)")
+            todo.append((article, chunk_article(article, settings.chunk_size, settings.chunk_overlap)))
     if not todo:
         return
+    store.check_model(embedder.name, embedder.dimension)
     store.bump_generation()
     total = sum(len(chunks) for _, chunks in todo)
     done = 0
     for start in range(0, len(todo), BATCH_ARTICLES):
         batch = todo[start : start + BATCH_ARTICLES]
         texts = [chunk.text for _, chunks in batch for chunk in chunks]
-        store.write_articles(batch, embedder.encode(texts))
+        store.write_articles(batch, embedder.encode(texts), chunking)
         done += len(texts)
         report.chunks_embedded += len(texts)
         if progress:
@@ -106,13 +126,16 @@ def sync_articles(
 def vanished(
     store: Store, roots: Sequence[str], loaded_ids: set[str], failed_origins: set[str]
 ) -> list[str]:
-    """Stored articles that came from under ``roots`` but were not loaded this time.
+    """List the stored articles that came from under ``roots`` but were not loaded this time.
 
-    An article whose source failed to load this run is kept: it is unreadable, not gone.
+    An article whose source failed to load this run is kept: it is unreadable, not gone. That
+    includes everything under a directory that could not be listed.
     """
     out = []
     for article_id, record in store.records().items():
-        if article_id in loaded_ids or not record.origin or record.origin in failed_origins:
+        if article_id in loaded_ids or not record.origin:
+            continue
+        if any(_under(record.origin, failed) for failed in failed_origins):
             continue
         if any(_under(record.origin, root) for root in roots):
             out.append(article_id)
@@ -134,4 +157,4 @@ def _origin_of(failure: IngestFailure) -> str:
     path, _, line = source.rpartition(":")
     if path and line.isdigit():  # "file.jsonl:17" names one line of a file that still exists
         source = path
-    return str(Path(source).resolve())
+    return os.path.abspath(source)

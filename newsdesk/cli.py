@@ -85,14 +85,14 @@ def _quiet_libraries() -> None:
 
 
 def open_store(settings: Settings):
-    """The configured store (raises StoreUnavailable with an actionable message)."""
+    """Open the configured store (raises StoreUnavailable with an actionable message)."""
     from ingest.store import Store
 
     return Store.from_settings(settings)
 
 
 def load_embedder(settings: Settings):
-    """The configured embedding model, checksum verified."""
+    """Load the configured embedding model, checksum verified."""
     _quiet_libraries()
     from ingest.embedding import Embedder
 
@@ -117,8 +117,12 @@ def ingest(
     with user_errors():
         settings = make_settings(data_dir)
         store = open_store(settings)
-        embedder = load_embedder(settings)
+        from ingest.embedding import LazyEmbedder
         from ingest.sync import ingest as run_ingest
+
+        # loaded only if something needs embedding: an unchanged corpus never imports torch
+        embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
+                                lambda: load_embedder(settings))
 
         with _progress(enabled=not as_json and err.is_terminal) as progress:
             report = run_ingest(inputs, settings, store, embedder, prune=prune, progress=progress)
@@ -158,9 +162,10 @@ def _progress(enabled: bool):
 
 
 def _print_report(report) -> None:
-    counts = (f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
-              f"duplicates {len(report.duplicates)}, removed {len(report.removed)}, failed {len(report.failed)}")
-    out.print(f"{counts}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s", highlight=False)
+    counts = ", ".join(f"{name} {len(getattr(report, name))}" for name in
+                       ("added", "updated", "unchanged", "duplicates", "removed", "failed"))
+    out.print(f"{counts}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s",
+              highlight=False)
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for failure in report.failed:
@@ -193,12 +198,38 @@ def sources(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
         if as_json:
             _emit_json([r.model_dump(mode="json") for r in records])
             return
-        from rich.table import Table
+        if not records:
+            err.print("no articles stored yet: add some with `newsdesk ingest PATH_OR_URL`", highlight=False)
+            return
+        out.print(_sources_table(records, out.width))
 
-        table = Table("id", "title", "source", "published", "chunks")
-        for r in records:
-            table.add_row(r.id, r.title[:60], r.source, str(r.published or ""), str(r.chunks))
-        out.print(table)
+
+def _sources_table(records: list, width: int):
+    """Build the `sources` table; ids are never cut (they are what `remove` takes), the title gives way."""
+    from rich.table import Column, Table
+
+    unfinished = any(r.state != "ready" for r in records)  # an interrupted run; the next ingest finishes it
+    fixed = {
+        "id": max([2, *(len(r.id) for r in records)]),
+        "source": min(20, max([6, *(len(r.source) for r in records)])),
+        "published": 10,
+        "chunks": 6,
+        **({"state": 8} if unfinished else {}),
+    }
+    borders = 3 * (len(fixed) + 1) + 1  # one padding space each side of every cell, plus the rules
+    title = min(60, width - sum(fixed.values()) - borders)
+    if title < 10:  # too narrow for a table that keeps whole ids: one plain line per article
+        from rich.text import Text
+
+        return Text("\n".join(f"{r.id}\t{r.chunks} chunks\t{r.state}\t{r.title}" for r in records))
+    columns = [Column(name, width=size, no_wrap=True, overflow="ellipsis") for name, size in fixed.items()]
+    columns.insert(1, Column("title", width=title, no_wrap=True, overflow="ellipsis"))
+    columns[-1 if not unfinished else -2].justify = "right"
+    table = Table(*columns)
+    for r in records:
+        table.add_row(r.id, r.title, r.source, str(r.published or ""), str(r.chunks),
+                      *([r.state] if unfinished else []))
+    return table
 
 
 @app.command()
