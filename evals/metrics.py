@@ -146,6 +146,7 @@ def alce_support(
         sentences: (sentence text without markers, citation numbers).
         quotes: the cited passage of each citation number.
         supports: the judge, ``supports(premise, claim)``.
+
     """
     out = []
     for index, (text, cited) in enumerate(sentences):
@@ -182,7 +183,9 @@ def citation_precision(verdicts: Iterable[SentenceSupport]) -> float | None:
 
 
 # --- abstention ------------------------------------------------------------------------------------------
-def abstention_scores(abstained: Sequence[bool], answerable: Sequence[bool]) -> tuple[float | None, float | None]:
+def abstention_scores(
+    abstained: Sequence[bool], answerable: Sequence[bool]
+) -> tuple[float | None, float | None]:
     """Precision and recall of abstaining, where the positives are the unanswerable questions."""
     true_pos = sum(a and not ok for a, ok in zip(abstained, answerable, strict=True))
     return ratio(true_pos, sum(abstained)), ratio(true_pos, sum(not ok for ok in answerable))
