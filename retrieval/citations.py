@@ -91,7 +91,7 @@ class CitationBook:
 
 
 def render(sentences: list[AnswerSentence]) -> str:
-    """Answer text with markers after each sentence: ``"Sentence one [1][2]. Two [3]."``."""
+    """Answer text with each sentence followed by its markers: ``"Sentence one. [1][2] Two. [3]"``."""
     parts = []
     for sentence in sentences:
         markers = "".join(f"[{n}]" for n in sentence.citations)

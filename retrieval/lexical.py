@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -31,6 +35,23 @@ IRREGULAR = {
     "sent": "send", "spent": "spend", "stood": "stand", "struck": "strike", "taken": "take", "took": "take",
     "told": "tell", "went": "go", "gone": "go", "wrote": "write", "written": "write", "killed": "kill",
 }
+
+
+#: Bump when the saved layout of :class:`BM25Index` changes (tokenizer changes are detected by themselves).
+INDEX_VERSION = 1
+_PROBE = "The 2 ministers met in 2021; Beijing's engineers were killed, sources said, and talks began."
+
+
+@lru_cache(maxsize=1)
+def index_key() -> str:
+    """Name the tokenizer and index layout; part of the name under which a saved index is kept.
+
+    It changes with the stop words, the irregular forms, the code of :func:`tokenize` and what it
+    makes of a probe sentence (a new stemmer), so an index saved by an older tokenizer is never loaded.
+    """
+    parts = [str(INDEX_VERSION), " ".join(sorted(STOPWORDS)), json.dumps(IRREGULAR, sort_keys=True),
+             _TOKEN.pattern, inspect.getsource(tokenize), " ".join(tokenize(_PROBE))]
+    return f"bm25-v{INDEX_VERSION}-{hashlib.sha256(chr(31).join(parts).encode()).hexdigest()[:10]}"
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +81,30 @@ class BM25Index:
         self.doc_freq: Counter[str] = Counter(tok for toks in tokenized for tok in set(toks))
         if self.size:
             self._bm25.index([toks or [""] for toks in tokenized], show_progress=False)
+
+    def save(self, directory: Path) -> None:
+        """Write the index under ``directory`` (JSON and ``.npy`` files: nothing is pickled)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"size": self.size, "k1": self._bm25.k1, "b": self._bm25.b, "doc_freq": self.doc_freq}
+        (directory / "lexical.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        if self.size:
+            self._bm25.save(str(directory / "bm25"), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> BM25Index:
+        """Read an index written by :meth:`save`."""
+        meta = json.loads((directory / "lexical.json").read_text(encoding="utf-8"))
+        index = cls.__new__(cls)
+        index.size = int(meta["size"])
+        index.doc_freq = Counter(meta["doc_freq"])
+        if index.size:
+            index._bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
+            if index._bm25.scores["num_docs"] != index.size:
+                held = index._bm25.scores["num_docs"]
+                raise ValueError(f"{directory}: the BM25 matrix holds {held} documents, not {index.size}")
+        else:
+            index._bm25 = bm25s.BM25(k1=meta["k1"], b=meta["b"])
+        return index
 
     def idf(self, token: str) -> float:
         """Inverse document frequency of a (tokenized) term; unseen terms get the highest value."""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,13 +21,14 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from ingest.embedding import Embedder
-from ingest.store import Store, passage_from, published_ord
+from ingest.store import PENDING, Store, passage_from, published_ord
 from newsdesk.models import Passage
 from newsdesk.settings import Settings
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.lexical import BM25Index
+from retrieval.lexical import BM25Index, index_key
 
+log = logging.getLogger(__name__)
 
 _CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re.I)
 
@@ -78,17 +85,40 @@ class LexicalSnapshot:
             ids.append(chunk_id)
             texts.append(text)
             metas.append(meta)
+        return cls._assemble(generation, ids, texts, metas, BM25Index(texts))
+
+    @classmethod
+    def _assemble(
+        cls, generation: int, ids: list[str], texts: list[str], metas: list[dict[str, Any]], index: BM25Index
+    ) -> LexicalSnapshot:
         return cls(
             generation=generation,
             count=len(ids),
             ids=ids,
             texts=texts,
             metas=metas,
-            index=BM25Index(texts),
+            index=index,
             article_ids=np.array([m["article_id"] for m in metas], dtype=object),
             sources=np.array([m.get("source", "") for m in metas], dtype=object),
             published=np.array([int(m.get("published_ord", 0)) for m in metas], dtype=np.int64),
         )
+
+    def save(self, directory: Path) -> None:
+        """Write the snapshot under ``directory`` (JSON and ``.npy`` files: nothing is pickled)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        chunks = {"generation": self.generation, "ids": self.ids, "texts": self.texts, "metas": self.metas}
+        (directory / "chunks.json").write_text(json.dumps(chunks, ensure_ascii=False), encoding="utf-8")
+        self.index.save(directory / "index")
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalSnapshot:
+        """Read a snapshot written by :meth:`save`."""
+        chunks = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
+        index = BM25Index.load(directory / "index")
+        if index.size != len(chunks["ids"]):
+            listed = len(chunks["ids"])
+            raise ValueError(f"{directory}: the index holds {index.size} chunks, the list {listed}")
+        return cls._assemble(chunks["generation"], chunks["ids"], chunks["texts"], chunks["metas"], index)
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Boolean mask of chunks passing ``filters`` (None when unfiltered)."""
@@ -110,7 +140,9 @@ class HybridSearcher:
     """Dense plus BM25 search over the store's chunks, fused, diversified and optionally reranked.
 
     The BM25 index is derived from what Chroma holds and rebuilt whenever the store's generation or
-    chunk count changes, so the two sides cannot disagree after an ingest, whichever process wrote it.
+    chunk count changes, whichever process wrote it. Building it means reading and tokenizing every
+    chunk (seconds on a large store), so a snapshot taken of a store at rest is also saved under
+    ``<data_dir>/lexical/`` and the next process (a cold ``newsdesk ask``) loads it instead.
 
     Args:
         store: the chunk store.
@@ -134,13 +166,76 @@ class HybridSearcher:
         self.last_timings: dict[str, float] = {}
 
     def lexical_snapshot(self) -> LexicalSnapshot:
-        """The BM25 snapshot, rebuilt if the store changed since it was taken."""
+        """Return the BM25 snapshot, rebuilt (or loaded from disk) if the store changed since it was taken."""
         generation, count = self.store.generation(), self.store.count_chunks()
         with self._lock:
             snap = self._snapshot
             if snap is None or snap.generation != generation or snap.count != count:
-                snap = self._snapshot = LexicalSnapshot.build(self.store)
+                snap = self._snapshot = self._load_or_build(generation, count)
             return snap
+
+    # --- the snapshot saved on disk ------------------------------------------------------------------
+    def _cache_root(self) -> Path:
+        return Path(self.settings.data_dir) / "lexical"
+
+    def _cache_name(self, generation: int, count: int) -> str:
+        # the collection's id changes when it is deleted and created again, which restarts the generation
+        return f"{self.store.chunks.id}-g{generation}-n{count}-{index_key()}"
+
+    def _load_or_build(self, generation: int, count: int) -> LexicalSnapshot:
+        directory = self._cache_root() / self._cache_name(generation, count)
+        if directory.is_dir():
+            try:
+                snap = LexicalSnapshot.load(directory)
+                if snap.generation == generation and snap.count == count:
+                    return snap
+            except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
+                log.warning("ignoring the saved BM25 snapshot %s: %s", directory, exc)
+        snap = LexicalSnapshot.build(self.store)
+        if (snap.generation, snap.count) == (generation, count) and self._at_rest(generation, count):
+            self._save(snap, directory)
+        return snap
+
+    def _at_rest(self, generation: int, count: int) -> bool:
+        """Whether no write is under way: only such a snapshot may be reused by another process.
+
+        A snapshot taken in the middle of an ingest can share its (generation, count) with a later
+        state of the same ingest, so it is kept in memory only (the ingest's last bump replaces it).
+        """
+        if any(record.state == PENDING for record in self.store.records().values()):
+            return False
+        return (self.store.generation(), self.store.count_chunks()) == (generation, count)
+
+    def _save(self, snap: LexicalSnapshot, directory: Path) -> None:
+        """Write ``snap`` atomically (a temporary directory renamed) and drop older snapshots."""
+        root = directory.parent
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+            try:
+                snap.save(staging)
+                os.rename(staging, directory)
+            except Exception:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not directory.is_dir():  # another process saving the same snapshot first is fine
+                    raise
+            self._prune(root, snap.generation, keep=directory)
+        except Exception as exc:  # noqa: BLE001 - e.g. a read-only data dir: costs cold-start time, no more
+            log.warning("cannot save the BM25 snapshot under %s: %s", root, exc)
+
+    def _prune(self, root: Path, generation: int, keep: Path) -> None:
+        """Remove this collection's snapshots up to ``generation`` (but ``keep``) and abandoned staging."""
+        name = re.compile(rf"{re.escape(str(self.store.chunks.id))}-g(\d+)-")
+        for path in root.iterdir():
+            if path == keep:
+                continue
+            found = name.match(path.name)
+            try:
+                abandoned = path.name.startswith(".tmp-") and time.time() - path.stat().st_mtime > 3600
+            except OSError:  # removed meanwhile by another process
+                continue
+            if (found and int(found.group(1)) <= generation) or abandoned:
+                shutil.rmtree(path, ignore_errors=True)
 
     def dense(self, query: str, n: int, filters: SearchFilters | None = None) -> list[Passage]:
         """The ``n`` chunks nearest to ``query`` by embedding."""
