@@ -317,20 +317,22 @@ class ExtractiveAnswerer:
         return agree[:3], disagree[:2]
 
     def _abstain(self, question: str, passages: list[Passage], best: Candidate | None) -> Answer:
-        related = list(
-            {
-                p.article_id: RelatedArticle(article_id=p.article_id, title=p.title, source=p.source)
-                for p in passages[:3]
-            }.values()
-        )
-        return Answer(
-            question=question,
-            text=ABSTAIN_TEXT,
-            abstained=True,
-            related=related,
-            answerer=self.name,
-            metadata={"best_score": round(best.score, 4) if best else None},
-        )
+        return abstention(question, passages, self.name, {"best_score": round(best.score, 4) if best else None})
+
+
+def abstention(question: str, passages: list[Passage], answerer: str, metadata: dict[str, object]) -> Answer:
+    """An "articles don't say" answer citing nothing, listing the top passages' articles as possibly related."""
+    related = {
+        p.article_id: RelatedArticle(article_id=p.article_id, title=p.title, source=p.source) for p in passages[:3]
+    }
+    return Answer(
+        question=question,
+        text=ABSTAIN_TEXT,
+        abstained=True,
+        related=list(related.values()),
+        answerer=answerer,
+        metadata=metadata,
+    )
 
 
 def _sentences(passages: list[Passage]) -> list[Candidate]:

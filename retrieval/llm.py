@@ -36,9 +36,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 import prompts
 from ingest.store import Store
 from newsdesk.errors import LLMError
-from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
+from newsdesk.models import Answer, AnswerSentence, Passage
 from newsdesk.settings import Settings
-from retrieval.answer import ABSTAIN_TEXT, retrieval_query, validate_question
+from retrieval.answer import abstention, retrieval_query, validate_question
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import CitationBook, fold, locate, render
 from retrieval.search import HybridSearcher
@@ -498,19 +498,8 @@ class LLMAnswerer:
     def _abstain(
         self, question: str, passages: list[Passage], reason: str, counts: dict[str, int] | None = None
     ) -> Answer:
-        related = list(
-            {
-                p.article_id: RelatedArticle(article_id=p.article_id, title=p.title, source=p.source)
-                for p in passages[:3]
-            }.values()
-        )
-        return Answer(
-            question=question,
-            text=ABSTAIN_TEXT,
-            abstained=True,
-            related=related,
-            answerer=self.name,
-            metadata={**(counts or _no_counts()), "abstain_reason": reason},
+        return abstention(
+            question, passages, self.name, {**(counts or _no_counts()), "abstain_reason": reason}
         )
 
     def _fall_back(
