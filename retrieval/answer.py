@@ -207,8 +207,9 @@ class ExtractiveAnswerer:
         wanted = constraints(question)
         kind = expected_type(question)
         q_vec = self.searcher.embedder.embed_query_array(question)
-        s_vecs = self._embed([c.text for c in candidates])
-        p_vecs = dict(zip([p.chunk_id for p in passages], self._embed([p.text for p in passages]), strict=True))
+        vecs = self._embed([c.text for c in candidates] + [p.text for p in passages])  # one model call
+        s_vecs = vecs[: len(candidates)]
+        p_vecs = dict(zip([p.chunk_id for p in passages], vecs[len(candidates) :], strict=True))
         for cand, vec in zip(candidates, s_vecs, strict=True):
             s_tokens = set(tokenize(cand.text))
             p_tokens = set(tokenize(cand.passage.text))
