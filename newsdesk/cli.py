@@ -9,11 +9,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,9 +38,6 @@ DataDir = Annotated[
                  show_default=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-
-T = TypeVar("T")
-
 
 def make_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings once per command, applying command-line overrides."""
@@ -262,12 +258,6 @@ def parse_date(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{option} wants a date like 2024-10-31, not {value!r}") from None
-
-
-def run(func: Callable[[], T]) -> T:
-    """Run ``func`` with errors translated (for commands registered by other modules)."""
-    with user_errors():
-        return func()
 
 
 def main() -> None:
