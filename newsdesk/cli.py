@@ -39,6 +39,7 @@ DataDir = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
+
 def make_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings once per command, applying command-line overrides."""
     if data_dir is not None:
