@@ -15,18 +15,10 @@ SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
 
 @pytest.fixture
 def eval_app():
-    """``newsdesk.cli.app`` once it registers ``eval``; until then a local app with the same command."""
-    import typer
-
-    from evals.cli import eval_command
+    """The real ``newsdesk`` app, where ``eval`` is registered."""
     from newsdesk.cli import app
 
-    if any(c.name == "eval" for c in app.registered_commands):
-        return app
-    local = typer.Typer()
-    local.command("eval")(eval_command)
-    local.command("version")(lambda: None)  # two commands, so "eval" stays a subcommand
-    return local
+    return app
 
 
 DOCS = [
