@@ -201,7 +201,7 @@ class ExtractiveAnswerer:
             return []
         q_tokens = set(tokenize(question))
         extra = set(tokenize(query)) - q_tokens  # words borrowed from the previous turn count less
-        idf = self.searcher.lexical_snapshot().index.idf
+        idf = self.searcher.idf  # the search just now checked the snapshot is current
         weight = {t: idf(t) for t in q_tokens} | {t: 0.5 * idf(t) for t in extra}
         total = sum(weight.values()) or 1.0
         wanted = constraints(question)

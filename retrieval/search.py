@@ -174,6 +174,10 @@ class HybridSearcher:
                 snap = self._snapshot = self._load_or_build(generation, count)
             return snap
 
+    def idf(self, token: str) -> float:
+        """IDF of a tokenized term in the snapshot the latest search used (no new freshness check)."""
+        return (self._snapshot or self.lexical_snapshot()).index.idf(token)
+
     # --- the snapshot saved on disk ------------------------------------------------------------------
     def _cache_root(self) -> Path:
         return Path(self.settings.data_dir) / "lexical"
