@@ -69,14 +69,12 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """Answer a question with citations to the stored articles (or say they don't say)."""
+    from retrieval.answer import validate_question
     from retrieval.base import SearchFilters
 
     with user_errors():
         settings = make_settings(data_dir)
-        if not question.strip():
-            raise UsageError("the question is empty")
-        if len(question) > settings.max_question_chars:
-            raise UsageError(f"the question is longer than {settings.max_question_chars} characters")
+        validate_question(question, settings)  # before the model loads: a bad question fails fast
         filters = SearchFilters(sources=source or [], since=parse_date(since, "--since"),
                                 until=parse_date(until, "--until"))
         services = build_services(settings)
@@ -121,10 +119,9 @@ def bot(data_dir: DataDir = None) -> None:
     """Run the Discord bot (needs DISCORD_TOKEN)."""
     with user_errors():
         settings = make_settings(data_dir)
-        from bot.app import run_bot
+        from bot.app import run_bot, validate_token
 
-        if settings.discord_token is None:
-            raise UsageError("DISCORD_TOKEN is not set: create a bot token in the Discord developer portal")
+        validate_token(settings.discord_token)  # before the model loads
         services = build_services(settings)
 
         def ingest_url(url: str):

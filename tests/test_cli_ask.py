@@ -180,3 +180,10 @@ def test_chat_reports_a_bad_question_and_carries_on(data_dir: Path) -> None:
     assert result.exit_code == 0
     assert "limit is 500" in result.stderr
     assert "Special Protection Unit is being enhanced" in result.stdout
+
+
+def test_bot_without_a_token_is_a_one_line_usage_error(tmp_path):
+    result = CliRunner().invoke(cli.app, ["bot", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "DISCORD_TOKEN" in result.output
+    assert "Traceback" not in result.output
