@@ -1,8 +1,14 @@
-"""Sentence-transformers embeddings, loaded offline, with the weights' checksum verified first."""
+"""Sentence-transformers embeddings, loaded offline, with the weights' checksum verified first.
+
+By default (``NEWSDESK_EMBEDDING_BACKEND=auto``) a mean-pooled model such as the bundled one runs on
+ONNX Runtime from an export made once in the model cache (see :mod:`ingest.onnx_encoder`): the same
+vectors, without importing torch. The first load exports it; ``torch`` always uses sentence-transformers.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from functools import lru_cache
@@ -12,11 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from ingest.onnx_encoder import OnnxEncoder, export, mean_pooled
 from newsdesk.errors import ModelUnavailable
 from newsdesk.settings import BUNDLED_MODEL, Settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
 
 #: SHA-256 of all-MiniLM-L6-v2's ``model.safetensors`` as published by sentence-transformers.
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -57,17 +66,27 @@ def verify_weights(model_dir: Path, expected: str) -> Path:
         ModelUnavailable: no weights file, or its checksum differs.
 
     """
+    return weights_checksum(model_dir, expected)[0]
+
+
+def weights_checksum(model_dir: Path, expected: str | None) -> tuple[Path, str]:
+    """(weights file, its SHA-256) under ``model_dir``, checked against ``expected`` when given.
+
+    Raises:
+        ModelUnavailable: no weights file, or its checksum differs.
+
+    """
     for name in WEIGHT_FILES:
         weights = model_dir / name
         if weights.is_file():
             actual = file_sha256(weights)
-            if actual != expected.lower():
+            if expected and actual != expected.lower():
                 raise ModelUnavailable(
                     f"embedding weights {weights} fail their checksum (sha256 {actual[:12]}…, expected "
                     f"{expected[:12]}…); reinstall the model, or correct NEWSDESK_EMBEDDING_SHA256 for a "
                     "custom one"
                 )
-            return weights
+            return weights, actual
     raise ModelUnavailable(f"no weights file ({', '.join(WEIGHT_FILES)}) under {model_dir}")
 
 
@@ -112,17 +131,54 @@ def load_sentence_transformer(name: str, expected_sha256: str | None = None) -> 
         ) from exc
 
 
+def load_encoder(settings: Settings) -> SentenceTransformer | OnnxEncoder:
+    """The configured model, checksum verified, on the configured backend.
+
+    ``auto`` uses the ONNX export of a mean-pooled local model, making it first (with torch) when the
+    cache has none; a model it cannot export, or an export that fails, runs on torch with a warning.
+    ``onnx`` insists on the export; ``torch`` never uses one.
+
+    Raises:
+        ModelUnavailable: the model is missing or fails its checksum, or ``onnx`` cannot be honoured.
+
+    """
+    name, expected = resolve_model(settings)
+    backend = settings.embedding_backend
+    path = Path(name).expanduser()
+    spec = mean_pooled(path) if backend != "torch" and path.is_dir() else None
+    if spec is None:
+        if backend == "onnx":
+            raise ModelUnavailable(
+                f"embedding model {name!r} cannot run on ONNX (it needs a local directory with a "
+                "transformer and mean pooling); set NEWSDESK_EMBEDDING_BACKEND=torch"
+            )
+        return load_sentence_transformer(name, expected)
+    _, sha = weights_checksum(path, expected)  # before anything is loaded from the directory
+    cache = settings.model_cache.expanduser()
+    encoder = OnnxEncoder.load(spec, cache, sha)
+    if encoder is not None:
+        return encoder
+    model = load_sentence_transformer(name)  # verified just now
+    try:
+        return export(model, spec, cache, sha)
+    except (ModelUnavailable, OSError) as exc:
+        if backend == "onnx":
+            raise ModelUnavailable(f"{exc}; set NEWSDESK_EMBEDDING_BACKEND=torch") from exc
+        log.warning("embedding on torch: %s", exc)
+        return model
+
+
 class Embedder(Embeddings):
     """Normalised sentence embeddings; also a LangChain ``Embeddings``.
 
     Args:
-        model: a loaded SentenceTransformer.
+        model: a loaded SentenceTransformer, or the :class:`OnnxEncoder` export of one.
         name: the name recorded in the store, so a collection is never queried with another model.
         batch_size: texts encoded per forward pass.
 
     """
 
-    def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 64) -> None:
+    def __init__(self, model: SentenceTransformer | OnnxEncoder, name: str, batch_size: int = 64) -> None:
         self.model = model
         self.name = name
         self.batch_size = batch_size
@@ -132,9 +188,12 @@ class Embedder(Embeddings):
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
         """Load the configured model (checksum verified) and wrap it."""
-        name, expected = resolve_model(settings)
-        model = load_sentence_transformer(name, expected)
-        return cls(model, settings.embedding_model, settings.embedding_batch_size)
+        return cls(load_encoder(settings), settings.embedding_model, settings.embedding_batch_size)
+
+    @property
+    def backend(self) -> str:
+        """``onnx`` or ``torch``: what computes the vectors."""
+        return "onnx" if isinstance(self.model, OnnxEncoder) else "torch"
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Encode ``texts`` into an (n, dimension) float32 array of unit vectors."""
@@ -181,11 +240,11 @@ class LazyEmbedder(Embedder):
         self.name = name
         self.batch_size = batch_size
         self._load = load
-        self._loaded: SentenceTransformer | None = None
+        self._loaded: SentenceTransformer | OnnxEncoder | None = None
         self._query_cache = lru_cache(maxsize=1024)(self._encode_one)
 
     @property
-    def model(self) -> SentenceTransformer:  # type: ignore[override]
+    def model(self) -> SentenceTransformer | OnnxEncoder:  # type: ignore[override]
         """The model, loaded now if it was not yet."""
         if self._loaded is None:
             self._loaded = self._load().model

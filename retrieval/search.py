@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 
 from ingest.embedding import Embedder
 from ingest.store import PENDING, Store, passage_from, published_ord
@@ -325,33 +321,3 @@ def load_cross_encoder(name: str) -> Any:
             f"cannot load reranker {name!r} offline ({type(exc).__name__}); set NEWSDESK_RERANKER to a local "
             "cross-encoder directory or unset it"
         ) from exc
-
-
-class NewsRetriever(BaseRetriever):
-    """LangChain retriever over :class:`HybridSearcher` (passes LangChain's standard retriever tests).
-
-    ``invoke(query, k=3)`` overrides the constructor's ``k`` for one call.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    searcher: Any
-    k: int = 5
-    filters: SearchFilters | None = None
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
-    ) -> list[Document]:
-        passages = self.searcher.search(query, k=k or self.k, filters=self.filters)
-        return [
-            Document(
-                page_content=p.text,
-                id=p.chunk_id,
-                metadata={
-                    "article_id": p.article_id, "title": p.title, "source": p.source, "url": p.url,
-                    "published": p.published.isoformat() if p.published else "",
-                    "char_start": p.char_start, "char_end": p.char_end, "score": p.score,
-                },
-            )
-            for p in passages
-        ]

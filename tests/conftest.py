@@ -16,12 +16,19 @@ SAMPLE_DIR = ROOT / "data" / "sample"
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's own model cache: the ONNX export of the bundled model is made (and checked) afresh."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's .env or NEWSDESK_* variables."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path) -> None:
+    """No test reads the developer's .env or NEWSDESK_* variables, or their model cache."""
     for key in list(os.environ):
         if key.startswith("NEWSDESK_") or key == "DISCORD_TOKEN":
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("NEWSDESK_MODEL_CACHE", str(model_cache))  # also for `newsdesk` subprocesses
     monkeypatch.chdir(tmp_path)
 
 
@@ -34,12 +41,12 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def embedder():
-    """The real bundled all-MiniLM-L6-v2, loaded once per session."""
+def embedder(model_cache: Path):
+    """The real bundled all-MiniLM-L6-v2, loaded once per session (on ONNX Runtime, exported first)."""
     from ingest.embedding import Embedder
     from newsdesk.settings import Settings
 
-    return Embedder.from_settings(Settings())
+    return Embedder.from_settings(Settings(model_cache=model_cache))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ from langchain_core.documents import Document
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from retrieval.base import SearchFilters
-from retrieval.search import HybridSearcher, NewsRetriever
+from retrieval.retriever import NewsRetriever
+from retrieval.search import HybridSearcher
 
 pytestmark = pytest.mark.slow
 

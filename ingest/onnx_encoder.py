@@ -1,0 +1,261 @@
+"""The embedding model run by ONNX Runtime: the same vectors as sentence-transformers, without torch.
+
+A cold ``newsdesk ask`` used to spend most of its time importing torch and sentence-transformers (5 s
+of ~8 s). A model that is a plain transformer followed by mean pooling (and normalisation), as
+all-MiniLM-L6-v2 is, is exported once with torch's own ONNX exporter into the model cache; later runs
+load that export with onnxruntime and the model's own ``tokenizer.json`` (the Rust ``tokenizers``
+library), which import in a fraction of a second and encode faster on a CPU.
+
+An export is trusted only when it matches: its manifest records the SHA-256 of the weights it was made
+from (which are themselves verified against the expected checksum first) and of the ONNX file, and
+before it is published its vectors are compared with the torch model's on probe texts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from newsdesk.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+MANIFEST = "export.json"
+#: Bump when the export's inputs or outputs change, so older exports are made again.
+EXPORT_FORMAT = 1
+#: Largest difference allowed between the exported model's vectors and the torch model's.
+TOLERANCE = 1e-4
+PROBES = [
+    "Who won the Masters golf tournament in 2021?",
+    "Security for Chinese nationals in Pakistan was tightened after the attack near Karachi airport.",
+    "",
+    "word " * 400,  # longer than the model's window: truncation must match too
+]
+
+
+@dataclass(frozen=True)
+class MeanPooledModel:
+    """What an export needs to know about a sentence-transformers directory it can reproduce."""
+
+    directory: Path
+    max_seq_length: int
+
+
+def mean_pooled(model_dir: Path) -> MeanPooledModel | None:
+    """``model_dir`` as a transformer + mean pooling (+ normalise) model, or None if it is anything else.
+
+    Only that shape is reproduced outside sentence-transformers; other models keep the torch backend.
+    """
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+            return None
+        if modules[0].get("path", "") != "" or not (model_dir / "tokenizer.json").is_file():
+            return None
+        pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+        modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v is True}
+        if modes != {"pooling_mode_mean_tokens"}:
+            return None
+        config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        return MeanPooledModel(model_dir, int(config.get("max_seq_length") or 512))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def export_dir(cache: Path, weights_sha256: str) -> Path:
+    """Where the export of the weights with this checksum lives."""
+    return cache / "onnx" / weights_sha256[:32]
+
+
+class OnnxEncoder:
+    """Encodes texts like ``SentenceTransformer.encode`` does for a mean-pooled model.
+
+    Args:
+        model: the model directory (for its tokenizer) and window length.
+        onnx_path: the verified export.
+        dimension: the embedding size.
+
+    """
+
+    def __init__(self, model: MeanPooledModel, onnx_path: Path, dimension: int) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(model.directory / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=model.max_seq_length)
+        self.tokenizer.no_padding()
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # its warnings are for model authors, not for users
+        self.session = onnxruntime.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.dimension = dimension
+
+    @classmethod
+    def load(cls, model: MeanPooledModel, cache: Path, weights_sha256: str) -> OnnxEncoder | None:
+        """The export for these weights, or None when there is none or it does not check out."""
+        from ingest.embedding import file_sha256
+
+        where = export_dir(cache, weights_sha256)
+        try:
+            manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if manifest.get("format") != EXPORT_FORMAT or manifest.get("weights_sha256") != weights_sha256:
+            return None
+        onnx_path = where / ONNX_FILE
+        if not onnx_path.is_file() or file_sha256(onnx_path) != manifest.get("onnx_sha256"):
+            log.warning("ignoring the ONNX export in %s: it fails its checksum", where)
+            return None
+        try:
+            return cls(model, onnx_path, int(manifest["dimension"]))
+        except Exception as exc:  # noqa: BLE001 - a broken export falls back to torch
+            log.warning("ignoring the ONNX export in %s: %s", where, exc)
+            return None
+
+    def get_embedding_dimension(self) -> int:
+        """Embedding size, as sentence-transformers names it."""
+        return self.dimension
+
+    def encode(
+        self,
+        texts: list[str],
+        *,
+        batch_size: int = 64,
+        normalize_embeddings: bool = True,
+        convert_to_numpy: bool = True,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray:
+        """Embeddings of ``texts`` as an (n, dimension) float32 array, in the order given."""
+        del convert_to_numpy  # always numpy
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # like sentence-transformers: longest first, so each batch pads little
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = range(0, len(order), batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="Batches")
+        for start in batches:
+            index = order[start : start + batch_size]
+            out[index] = self._encode_batch([texts[i].strip() for i in index])
+        if normalize_embeddings:
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            types[row, : len(enc.ids)] = enc.type_ids
+            mask[row, : len(enc.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
+        weights = mask[..., None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+
+
+def export(
+    model: SentenceTransformer, spec: MeanPooledModel, cache: Path, weights_sha256: str
+) -> OnnxEncoder:
+    """Export the loaded torch ``model`` to ONNX in the cache, check it against the model, publish it.
+
+    The files are written to a temporary directory and moved into place only once the exported
+    model's vectors match the torch model's, so a crash or a concurrent export never leaves a
+    half-written export behind.
+
+    Raises:
+        ModelUnavailable: the export failed or does not reproduce the model.
+
+    """
+    import torch
+
+    from ingest.embedding import file_sha256
+
+    transformer = model[0].auto_model.eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *tensors):  # noqa: D102 - torch's contract
+            return self.transformer(**dict(zip(names, tensors, strict=True))).last_hidden_state
+
+    target = export_dir(cache, weights_sha256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        tokenize = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6
+        features = tokenize(PROBES[:2])  # a padded batch of two, as the model's tokenizer makes it
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in features]
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter about a graph that is fine
+            torch.onnx.export(
+                LastHiddenState(), tuple(features[n] for n in names), str(staging / ONNX_FILE),
+                input_names=names, output_names=["hidden"],
+                dynamic_axes=dict.fromkeys([*names, "hidden"], {0: "batch", 1: "tokens"}),
+                opset_version=17, dynamo=False,
+            )
+        dimension = int(model.get_embedding_dimension())
+        encoder = OnnxEncoder(spec, staging / ONNX_FILE, dimension)
+        expected = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
+        difference = float(np.abs(encoder.encode(PROBES) - expected).max())
+        if difference > TOLERANCE:
+            raise ModelUnavailable(f"the ONNX export differs from the model by {difference:.1e}")
+        manifest = {
+            "format": EXPORT_FORMAT, "weights_sha256": weights_sha256, "dimension": dimension,
+            "onnx_sha256": file_sha256(staging / ONNX_FILE), "max_difference": difference,
+            "torch": torch.__version__,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _publish(staging, target)
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as one line; the torch model still works
+        raise ModelUnavailable(
+            f"cannot export the embedding model to ONNX ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        if staging.exists():
+            _remove(staging)
+    return OnnxEncoder(spec, target / ONNX_FILE, dimension)
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``, replacing an older export; another process's equal one may win."""
+    if target.exists():
+        retired = target.with_name(f".retired-{target.name}-{os.getpid()}")
+        try:
+            target.rename(retired)
+        except OSError:
+            return  # another process is replacing it right now; its export is as good as ours
+        _remove(retired)
+    try:
+        staging.rename(target)
+    except OSError:
+        pass  # another process published first
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

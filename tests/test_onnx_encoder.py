@@ -1,0 +1,133 @@
+"""The ONNX Runtime backend: sentence-transformers' vectors, from a checked export, with no torch on `ask`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.embedding import BUNDLED_SHA256, Embedder, bundled_model_dir
+from ingest.onnx_encoder import MANIFEST, ONNX_FILE, OnnxEncoder, export_dir, mean_pooled
+from newsdesk.errors import ModelUnavailable
+from newsdesk.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = [
+    "Who won the Masters golf tournament in 2021?",
+    "  Hideki Matsuyama won the 2021 Masters at Augusta National.  ",
+    "",
+    "Karachi " * 600,  # past the model's 256-token window
+    "Ünïcödé — “quotes” and emoji 🙂 survive tokenisation the same way",
+]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> Embedder:
+    return Embedder.from_settings(Settings(embedding_backend="torch"))
+
+
+def test_default_backend_is_onnx_and_matches_the_torch_model(
+    embedder: Embedder, torch_embedder: Embedder
+) -> None:
+    assert embedder.backend == "onnx" and torch_embedder.backend == "torch"
+    onnx, torch = embedder.encode(TEXTS), torch_embedder.encode(TEXTS)
+    assert onnx.shape == torch.shape == (len(TEXTS), 384) and onnx.dtype == np.float32
+    np.testing.assert_allclose(onnx, torch, atol=1e-5)
+    # batching and order do not change a text's vector
+    np.testing.assert_allclose(embedder.model.encode(TEXTS[::-1], batch_size=2)[::-1], onnx, atol=1e-6)
+
+
+def test_the_export_records_what_it_was_made_from(embedder: Embedder, model_cache: Path) -> None:
+    from ingest.embedding import file_sha256
+
+    where = export_dir(model_cache, BUNDLED_SHA256)
+    manifest = json.loads((where / MANIFEST).read_text())
+    assert manifest["weights_sha256"] == BUNDLED_SHA256
+    assert manifest["onnx_sha256"] == file_sha256(where / ONNX_FILE)
+    assert manifest["max_difference"] < 1e-4
+
+
+def test_a_corrupted_export_is_ignored_and_made_again(
+    tmp_path: Path, embedder: Embedder, model_cache: Path
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(export_dir(model_cache, BUNDLED_SHA256), export_dir(cache, BUNDLED_SHA256))
+    onnx_file = export_dir(cache, BUNDLED_SHA256) / ONNX_FILE
+    with onnx_file.open("r+b") as handle:
+        handle.seek(onnx_file.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    spec = mean_pooled(bundled_model_dir())
+    assert OnnxEncoder.load(spec, cache, BUNDLED_SHA256) is None
+
+    remade = Embedder.from_settings(Settings(model_cache=cache))
+    assert remade.backend == "onnx"
+    assert OnnxEncoder.load(spec, cache, BUNDLED_SHA256) is not None
+    np.testing.assert_allclose(remade.encode(TEXTS), embedder.encode(TEXTS), atol=1e-5)
+    assert [p.name for p in (cache / "onnx").iterdir()] == [BUNDLED_SHA256[:32]]  # no staging left behind
+
+
+def test_an_export_of_other_weights_is_not_used(tmp_path: Path, model_cache: Path) -> None:
+    cache = tmp_path / "cache"
+    other = "f" * 64
+    shutil.copytree(export_dir(model_cache, BUNDLED_SHA256), export_dir(cache, other))
+    assert OnnxEncoder.load(mean_pooled(bundled_model_dir()), cache, other) is None  # manifest names others
+
+
+def test_torch_backend_never_touches_the_cache(tmp_path: Path, torch_embedder: Embedder) -> None:
+    Embedder.from_settings(Settings(embedding_backend="torch", model_cache=tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
+
+
+def _cls_pooled_copy(target: Path) -> Path:
+    shutil.copytree(bundled_model_dir(), target)
+    config = target / "1_Pooling" / "config.json"
+    pooling = json.loads(config.read_text())
+    pooling.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    config.write_text(json.dumps(pooling))
+    return target
+
+
+def test_a_model_of_another_shape_runs_on_torch_or_is_refused_for_onnx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _cls_pooled_copy(tmp_path / "cls-model")
+    assert mean_pooled(model) is None and mean_pooled(bundled_model_dir()) is not None
+    monkeypatch.setenv("NEWSDESK_EMBEDDING_MODEL", str(model))
+    monkeypatch.setenv("NEWSDESK_EMBEDDING_SHA256", BUNDLED_SHA256)
+    assert Embedder.from_settings(Settings(model_cache=tmp_path / "cache")).backend == "torch"
+    assert not (tmp_path / "cache").exists()
+    with pytest.raises(ModelUnavailable, match="cannot run on ONNX") as caught:
+        Embedder.from_settings(Settings(embedding_backend="onnx"))
+    assert "\n" not in str(caught.value)
+
+
+def test_answering_imports_neither_torch_nor_langchain_runnables(
+    sample_settings: Settings, sample_store, embedder: Embedder, model_cache: Path
+) -> None:
+    # what a cold `newsdesk ask` pays for: only what answering needs
+    script = (
+        "import sys\n"
+        "from newsdesk.settings import Settings\n"
+        "from newsdesk.runtime import Services\n"
+        f"services = Services.from_settings(Settings(data_dir={str(sample_settings.data_dir)!r}))\n"
+        "answer = services.answerer.answer(\n"
+        "    'What is happening to the capacity of the Special Protection Unit?')\n"
+        "heavy = ['torch', 'transformers', 'sentence_transformers', 'langchain_core.retrievers',\n"
+        "         'langchain_core.runnables.base']\n"
+        "print(services.embedder.backend, answer.abstained, [m for m in heavy if m in sys.modules])\n"
+    )
+    env = {**os.environ, "NEWSDESK_MODEL_CACHE": str(model_cache)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["onnx", "False", "[]"]
