@@ -56,6 +56,18 @@ def test_collection_uses_cosine_and_scores_are_cosine_similarity(store: Store) -
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_chunk_embeddings_returns_the_stored_vectors_of_the_chunks_still_there(store: Store) -> None:
+    chunks = write(store, article("a"), article("b"))
+    ids = [c.id for cs in chunks.values() for c in cs]
+    stored = dict(zip(ids, unit_vectors(len(ids)), strict=True))
+    got = store.chunk_embeddings([ids[3], "gone-chunk", ids[0], ids[3]])
+    assert sorted(got) == sorted([ids[0], ids[3]])
+    for cid, vector in got.items():
+        assert vector.dtype == np.float32
+        np.testing.assert_allclose(vector, stored[cid], atol=1e-6)
+    assert store.chunk_embeddings([]) == {}
+
+
 def test_chunks_have_deterministic_ids_and_full_metadata(store: Store) -> None:
     a = article("rgb-001", title="Title", source="Reuters", url="https://example.org/a",
                 published=date(2024, 10, 31), origin="/corpus/a.txt")
