@@ -30,6 +30,9 @@ test: setup
 	$(BIN)/newsdesk eval ../shared/eval/dev.jsonl --corpus data/sample $(EVAL_GATES)
 	$(BIN)/python -m pytest
 
+lint: setup
+	$(BIN)/ruff check .
+
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -12,12 +12,12 @@ import re
 import discord
 import discord.ext.test as dpytest
 import pytest
+from bot_support import FailingAnswerer, RecordingAnswerer, StubAnswerer, make_settings, start_harness
 from discord.ext.test import backend, factories
 from pydantic import SecretStr
 
 from bot.app import validate_token
 from bot.formatting import ABSTAIN_TEXT, BUSY_MESSAGE
-from bot_support import FailingAnswerer, RecordingAnswerer, StubAnswerer, make_settings, start_harness
 from newsdesk.errors import IngestError, UsageError
 from newsdesk.models import IngestReport
 from retrieval.base import Turn

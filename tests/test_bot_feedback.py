@@ -8,10 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from bot_support import RecordingAnswerer, Sent, make_settings, start_harness
 
 from bot.cogs.feedback import THANKS, TOO_OLD
 from bot.feedback import FeedbackStore
-from bot_support import RecordingAnswerer, Sent, StubAnswerer, make_settings, start_harness
 from newsdesk.models import Answer, Citation
 
 pytestmark = pytest.mark.slow

@@ -45,7 +45,7 @@ def _sentences(count: int, seed: int = 1) -> str:
     rng = random.Random(seed)
     words = "security unit capacity minister province talks attack port engineers agreement".split()
     out = []
-    for i in range(count):
+    for _ in range(count):
         body = " ".join(rng.choice(words) for _ in range(rng.randint(5, 30)))
         marker = f" [{rng.randint(1, 40)}]" if rng.random() < 0.7 else ""
         out.append(body.capitalize() + marker + ".")

@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 import pytest
+from bot_support import make_settings, start_harness
 
 from bot.formatting import BUSY_MESSAGE
-from bot_support import StubAnswerer, make_settings, start_harness
 from newsdesk.models import Answer
 
 QUESTIONS = [

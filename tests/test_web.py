@@ -17,7 +17,7 @@ def page(title_meta: str, body: str, extra_head: str = "") -> bytes:
         f"<!DOCTYPE html><html><head>{head}{extra_head}</head><body>"
         f"<nav><a href='/'>Home</a> | <a href='/sport'>Sport</a></nav><article>{body}</article>"
         "<footer>All rights reserved</footer></body></html>"
-    ).encode("utf-8")
+    ).encode()
 
 
 ARTICLE = page(
