@@ -143,24 +143,21 @@ class OnnxEncoder:
         """Embeddings of ``texts`` as an (n, dimension) float32 array, in the order given."""
         del convert_to_numpy  # always numpy
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        # like sentence-transformers: longest first, so each batch pads little
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        batches = range(0, len(order), batch_size)
+        encodings = self.tokenizer.encode_batch([text.strip() for text in texts])
+        batches = _batches([len(e.ids) for e in encodings], batch_size)
         if show_progress_bar:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc="Batches")
-        for start in batches:
-            index = order[start : start + batch_size]
-            out[index] = self._encode_batch([texts[i].strip() for i in index])
+        for index in batches:
+            out[index] = self._encode_batch([encodings[i] for i in index])
         if normalize_embeddings:
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
+    def _encode_batch(self, encodings: list) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
         types = np.zeros_like(ids)
         mask = np.zeros_like(ids)
         for row, enc in enumerate(encodings):
@@ -171,6 +168,22 @@ class OnnxEncoder:
         hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
         weights = mask[..., None].astype(np.float32)
         return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+
+
+def _batches(lengths: list[int], size: int, fill: float = 0.75) -> list[list[int]]:
+    """Indices grouped for encoding: longest first, at most ``size`` a batch, little padding.
+
+    Every text in a batch is padded to its longest, and padding costs as much as text. A batch
+    therefore also ends where a text is shorter than ``fill`` times the batch's first: a question's
+    sentences (10 to 60 tokens) then go in a few tight batches, while a chunk batch stays whole.
+    """
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if batches and len(batches[-1]) < size and lengths[i] >= fill * lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def export(

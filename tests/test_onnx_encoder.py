@@ -131,3 +131,17 @@ def test_answering_imports_neither_torch_nor_langchain_runnables(
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onnx", "False", "[]"]
+
+
+def test_batches_keep_lengths_together_and_cover_every_text() -> None:
+    from ingest.onnx_encoder import _batches
+
+    lengths = [12, 60, 11, 58, 30, 200, 13, 29]
+    batches = _batches(lengths, size=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert all(len(batch) <= 3 for batch in batches)
+    for batch in batches:  # longest first, none padded below three quarters of its length
+        assert all(lengths[i] >= 0.75 * lengths[batch[0]] for i in batch)
+    assert batches[0] == [5] and [lengths[i] for i in batches[1]] == [60, 58]
+    assert _batches([200] * 130, size=64) == [list(range(64)), list(range(64, 128)), [128, 129]]
+    assert _batches([], size=8) == []
