@@ -10,9 +10,19 @@ import pytest
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
 from newsdesk.runtime import Services
-from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, retrieval_query
+from retrieval.answer import (
+    ABSTAIN_TEXT,
+    ExtractiveAnswerer,
+    answer_keys,
+    complete_dates,
+    contradicts,
+    expected_type,
+    retrieval_query,
+)
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render
+from retrieval.lexical import tokenize
+from retrieval.search import constraints
 from tests.conftest import SHARED
 
 DEV = [json.loads(line) for line in (SHARED / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
@@ -152,3 +162,97 @@ def test_filters_restrict_what_is_cited(services: Services, sample_store) -> Non
     assert {c.article_id for c in only_qazi.citations} == {QAZI}
     nothing = services.answerer.answer(question, filters=SearchFilters(sources=["Nobody"]))
     assert nothing.abstained and nothing.citations == [] and nothing.related == []
+
+
+# --- answer types, candidate answers and answer voting ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("What movie won the Oscar for Best Animated Film in 2020?", "place"),
+        ("What is the premiere date of Grey's Anatomy Season 17?", "time"),
+        ("What was Tesla's revenue in Q1 2021?", "quantity"),
+        ("Who is the CEO of Tesla in 2021?", "name"),
+        ("What is happening to the capacity of the Special Protection Unit?", None),
+    ],
+)
+def test_expected_type(question: str, kind: str | None) -> None:
+    assert expected_type(question) == kind
+
+
+def test_answer_keys_fold_spellings_of_a_date_and_skip_the_dateline() -> None:
+    asked = set(tokenize("When does the season premiere?"))
+    keys, _ = answer_keys("Sep 17, 2020 ... The season returns on Thursday, Nov. 12 at 9/8c.", "time", asked)
+    assert keys == {"nov-12"}  # the dateline's Sep 17 is when the snippet was written
+    keys, _ = answer_keys("The season premiered November 12, 2020 on ABC.", "time", asked)
+    assert keys == {"nov-12"}
+    assert complete_dates("The season premiered November 12, 2020 on ABC.") == {"nov-12"}
+    assert complete_dates("Sep 17, 2020 ... The season returns on Thursday, Nov. 12.") == set()
+
+
+def test_answer_keys_cut_names_where_the_question_speaks() -> None:
+    asked = set(tokenize("Who is the CEO of Tesla?"))
+    keys, _ = answer_keys("Tesla CEO Elon Musk spoke to investors in Austin.", "name", asked)
+    assert keys == {"elon musk", "austin"}
+    keys, _ = answer_keys("The reigning champion remains Shane Lowry of Ireland.", "name", set())
+    assert {"shane lowry of ireland", "shane lowry", "ireland"} <= keys
+    keys, unsure = answer_keys("Norway came out on top, ahead of Germany.", "place", set())
+    assert keys == {"germany"} and unsure == {"norway"}  # a sentence's first word may just be capitalised
+
+
+def test_answer_keys_read_amounts_but_not_years_or_dates() -> None:
+    asked = set(tokenize("What was the revenue in Q1 2021?"))
+    keys, _ = answer_keys("Revenue was $10.4 billion in Q1 2021, up 74 percent, reported on April 26, 2021.",
+                          "quantity", asked)
+    assert keys == {"$10.4billion", "74%"}
+    keys, _ = answer_keys("The bombing killed two Chinese engineers; 2 more were hurt.", "quantity", set())
+    assert keys == {"2"}  # "two" and "2" are one answer
+
+
+def test_contradicts_another_year_or_edition() -> None:
+    wanted = constraints("Who won the British Open in 2020?")
+    assert contradicts(wanted, "Hinako Shibuno won the 2019 Women's British Open.")
+    assert not contradicts(wanted, "The 2020 Open was cancelled; the 2019 champion remains.")
+    assert not contradicts(wanted, "Shane Lowry remains the champion.")
+    assert contradicts(constraints("Best Actor at the 92nd Academy Awards"), "Winners of the 91st Academy Awards")
+
+
+CUP = [  # invented, so the model knows nothing of it; three articles name the winner, none says "won"
+    ("cup-commentary", "Commentator Ian Marsh called the final race of the 2031 Harbour Cup the best he had seen in "
+     "years."),
+    ("cup-varga-1", "Selma Varga lifted the trophy of the 2031 Harbour Cup on Sunday after beating the defending "
+     "champion in the last race."),
+    ("cup-varga-2", "The victory of Selma Varga in the 2031 Harbour Cup surprised the bookmakers, who had rated her "
+     "an outsider."),
+    ("cup-varga-3", "Hungarian sailor Selma Varga took the 2031 Harbour Cup at her fourth attempt."),
+    ("cup-2030", "Tomas Reed won the Harbour Cup in 2030 with a record margin."),
+]
+
+
+@pytest.fixture
+def cup_services(settings, embedder, tmp_path) -> Services:
+    from ingest.store import Store
+    from ingest.sync import ingest
+
+    corpus = tmp_path / "cup.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": "", "source": "Test Wire", "text": t}) + "\n"
+                              for i, t in CUP), encoding="utf-8")
+    store = Store.from_settings(settings)
+    assert not ingest([str(corpus)], settings, store, embedder).failed
+    return Services.from_settings(settings, embedder=embedder, store=store)
+
+
+@pytest.mark.slow
+def test_the_answer_most_articles_give_is_quoted_first(cup_services: Services) -> None:
+    question = "Who won the Harbour Cup in 2031?"
+    answer = cup_services.answerer.answer(question)
+    assert_well_formed(answer, cup_services.store)
+    assert "Selma Varga" in answer.sentences[0].text, answer.text
+    assert answer.metadata["support"] == 1.0
+    assert "Tomas Reed" not in answer.text  # the 2030 edition
+    # without the vote, the sentence closest to the question (naming a commentator) came first
+    unvoted = ExtractiveAnswerer(cup_services.searcher, cup_services.store, cup_services.settings)
+    unvoted.support_weight = 0.0
+    plain = unvoted.answer(question)
+    assert "Selma Varga" not in plain.sentences[0].text, plain.text
+    # whether to answer at all does not depend on the vote
+    assert plain.metadata["best_score"] == answer.metadata["best_score"]
