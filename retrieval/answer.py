@@ -23,56 +23,24 @@ from ingest.store import Store
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
 from newsdesk.settings import Settings
+from retrieval.answer_types import (
+    DATELINE,
+    YEAR,
+    answer_support,
+    complete_dates,
+    expected_type,
+    has_type,
+    stated_answers,
+)
 from retrieval.base import SearchFilters, Turn
 from retrieval.citations import CitationBook, render
-from retrieval.lexical import STOPWORDS, tokenize
+from retrieval.lexical import tokenize
 from retrieval.search import HybridSearcher, constraint_share, constraints
 
 ABSTAIN_TEXT = "The articles don't say."
 CONFLICT_PREFIX = "The articles disagree:"
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
-_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-_TIME = re.compile(
-    rf"\b((1[89]|20)\d\d|{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|today|yesterday|"
-    r"tomorrow|ago|last (year|month|week)|next (year|month|week)|this (year|month|week)|century|decade|"
-    r"earlier|later|since|until|before|after|during|season|quarter)\b",
-    re.I,
-)
-_QUANTITY = re.compile(
-    r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
-    r"fifty|hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens|half|"
-    r"several|many|few)\b",
-    re.I,
-)
-_MON = rf"(?:{_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
-_YEAR = r"(?:1[89]|20)\d\d"
-# A publication date heading a snippet ("Feb 9, 2020 ... Toy Story 4 won"): when it was written, not what.
-_DATELINE = re.compile(rf"^\s*{_MON}\.? \d{{1,2}}, {_YEAR}\s*(?:\.\.\.|…|[-–—])\s*", re.I)
-# A date as an answer: month and day (year optional), day and month, month and year, or a year alone.
-_DATE = re.compile(
-    rf"\b(?P<m1>{_MON})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y1>{_YEAR})\b)?"
-    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MON})\b\.?(?:,?\s+(?P<y2>{_YEAR})\b)?"
-    rf"|\b(?P<m3>{_MON})\.?,?\s+(?P<y3>{_YEAR})\b"
-    rf"|\b(?P<y4>{_YEAR})\b",
-    re.I,
-)
 # Kinds of constraint a question names: years, ordinals ("92nd"), quarters and halves.
-_CONSTRAINT_KINDS = (re.compile(_YEAR), re.compile(r"\d+(?:st|nd|rd|th)"), re.compile(r"q[1-4]|h[12]"))
-_NUMBER_WORDS = {
-    word: str(value) for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-} | {"thirty": "30", "forty": "40", "fifty": "50", "dozen": "12"}
-_AMOUNT = re.compile(
-    rf"(?<![\w.,])(?:[$€£]\s?)?(?:\d[\d,]*(?:\.\d+)?|(?:{'|'.join(_NUMBER_WORDS)})\b)"
-    r"(?:\s?(?:%|percent\b|per cent\b|(?:million|billion|trillion|bn)\b))?",
-    re.I,
-)
-_WORD = re.compile(r"[^\W_](?:[\w’'&-]|\.(?=[^\W_]))*\.?")
-# Lower-case words allowed inside a name ("Tour de France", "Ludwig van Beethoven", "The Shape of Water").
-_NAME_LINKS = frozenset("of the de da di du del der van von la le".split())
-_CALENDAR = frozenset(f"{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec".split("|"))
+_CONSTRAINT_KINDS = (re.compile(YEAR), re.compile(r"\d+(?:st|nd|rd|th)"), re.compile(r"q[1-4]|h[12]"))
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zà-ÿ][\w’'-]*")
 # Words that make a question lean on the previous turn ("who said that?", "and the second one?").
 _FOLLOW_UP = re.compile(r"\b(that|this|it|they|them|he|she|his|her|those|these|one|ones|there|then)\b", re.I)
@@ -96,45 +64,6 @@ class Candidate:
     support: float = 0.0
 
 
-def expected_type(question: str) -> str | None:
-    """The kind of answer a question asks for: "name", "time", "quantity", "place" or None."""
-    q = question.lower()
-    if re.search(r"\b(how (many|much|long|far|old)|what (number|percentage|share|amount))\b", q) or re.search(
-        r"\bwhat (is|was|are|were)\b.*\b(revenue|revenues|sales|profit|profits|income|earnings|price|cost|"
-        r"budget|salary|population|worth|valuation)\b", q
-    ):
-        return "quantity"
-    if re.search(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month)|(release|premiere|air) date|"
-                 r"date of)\b", q):
-        return "time"
-    if re.search(r"\b(who|whom|whose|what (was|is) the name|name of)\b", q):
-        return "name"
-    if re.search(r"\bwhere\b", q) or re.search(
-        r"\b(which|what) (country|countries|city|cities|team|company|companies|movie|film|show|series|game|"
-        r"album|song|book|party|club|state|brand|app|organi[sz]ation)\b", q
-    ):
-        return "place"  # any proper noun the question does not already name
-    return None
-
-
-def has_type(sentence: str, kind: str | None, question: str) -> bool:
-    """Whether ``sentence`` contains something of the ``kind`` the question asks for, beyond the question."""
-    if kind is None:
-        return True
-    asked = {w.lower() for w in re.findall(r"[\w’'-]+", question)}
-    if kind in ("time", "quantity"):
-        pattern = _TIME if kind == "time" else _QUANTITY
-        return any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
-    # capitalised words (not opening a sentence) the question does not use
-    keys, unsure = answer_keys(sentence, kind, set(tokenize(question)))
-    if kind == "place":
-        return bool(keys)
-    # a name: two capitalised words in a row ("Asif Shahzad"), or one that speaks ("Qazi said")
-    return any(" " in key for key in keys) or any(
-        re.search(rf"\b{re.escape(key)}\s+(said|says|told|added|wrote)\b", sentence, re.I) for key in keys | unsure
-    )
-
-
 def contradicts(wanted: set[str], text: str) -> bool:
     """Whether ``text`` names a year, ordinal or quarter, but never the one of that kind in ``wanted``.
 
@@ -148,133 +77,6 @@ def contradicts(wanted: set[str], text: str) -> bool:
         if asked and named and not asked & named:
             return True
     return False
-
-
-def complete_dates(sentence: str) -> set[str]:
-    """Keys (as :func:`answer_keys` makes them) of the dates ``sentence`` gives with day, month and year.
-
-    "Nov. 12, 2020" or "20th April 2018" is complete; "Nov. 12" is not, and neither is the dateline.
-    """
-    body = _DATELINE.sub("", sentence, count=1)
-    return _date_keys(body, set(), complete=True)
-
-
-def answer_keys(sentence: str, kind: str, asked: set[str]) -> tuple[set[str], set[str]]:
-    """Candidate answers of ``kind`` that ``sentence`` states and the question does not, as folded keys.
-
-    A key folds the spellings of one answer together: "Nov. 12, 2020" and "November 12" are both
-    ``"nov-12"``, "$10.4 billion" is ``"$10.4billion"``, "Toy Story 4" is ``"toy story 4"``. A leading
-    dateline is skipped: it tells when the snippet was written, not what happened.
-
-    Args:
-        sentence: the text to read.
-        kind: what the question asks for (see :func:`expected_type`).
-        asked: the question's tokens, as :func:`~retrieval.lexical.tokenize` makes them.
-
-    Returns:
-        (keys, unsure): unsure keys are single capitalised words opening a sentence, which are names
-        only if they are capitalised elsewhere too.
-    """
-    body = _DATELINE.sub("", sentence, count=1)
-    if kind == "time":
-        return _date_keys(body, asked), set()
-    if kind == "quantity":
-        return _amount_keys(body, asked), set()
-    return _name_keys(body, asked)
-
-
-def _asked(word: str, asked: set[str]) -> bool:
-    tokens = [t for t in tokenize(word) if t != "s"]
-    return bool(tokens) and all(t in asked for t in tokens)
-
-
-def _date_keys(body: str, asked: set[str], complete: bool = False) -> set[str]:
-    keys = set()
-    for m in _DATE.finditer(body):
-        month = m.group("m1") or m.group("m2") or m.group("m3")
-        if (month and not month[0].isupper()) or (complete and not (m.group("y1") or m.group("y2"))):
-            continue  # "may" the verb, or not a whole date
-        day = m.group("d1") or m.group("d2")
-        if month and day:
-            if 1 <= int(day) <= 31:
-                keys.add(f"{month[:3].lower()}-{int(day)}")
-        elif month:
-            keys.add(f"{month[:3].lower()}-{m.group('y3')}")
-        elif m.group("y4") not in asked:
-            keys.add(m.group("y4"))
-    return keys
-
-
-def _amount_keys(body: str, asked: set[str]) -> set[str]:
-    body = _DATE.sub(" ", body)  # the numbers of a date are not amounts
-    keys = set()
-    for m in _AMOUNT.finditer(body):
-        text = m.group(0).lower()
-        text = re.sub(r"[a-z]+", lambda w: _NUMBER_WORDS.get(w.group(0), w.group(0)), text)  # "two" is "2"
-        text = text.replace(" ", "").replace("percent", "%")  # "per cent" too, once unspaced
-        number = re.sub(r"[^\d.]", "", text).strip(".")
-        if not number or number in asked or (text == number and re.fullmatch(_YEAR, number)):
-            continue
-        keys.add(text)
-    return keys
-
-
-def _name_keys(body: str, asked: set[str]) -> tuple[set[str], set[str]]:
-    """Runs of capitalised words ("Hideki Matsuyama", "Toy Story 4", "The Shape of Water").
-
-    A run is cut where the question's own words or calendar words stand ("Tesla CEO Elon Musk" gives
-    "elon musk"); what is left of a cut run counts only when it is more than one word.
-    """
-    runs: list[tuple[list[str], bool]] = []  # words, and whether the run opens a sentence
-    words: list[str] = []
-    opens = True
-    end = 0
-    for m in _WORD.finditer(body):
-        word = m.group(0).rstrip("’'")
-        stop = word.endswith(".") and not re.fullmatch(r"(?:[^\W\d_]\.)+", word)  # not "B." or "U.S."
-        word = word.rstrip(".") if stop else word
-        joined = body[end : m.start()].strip() == "" and bool(words)
-        capital = word[0].isupper() or (word[0].isdigit() and joined)
-        if joined and (capital or word.lower() in _NAME_LINKS):
-            words.append(word)
-        else:
-            if words:
-                runs.append((words, opens))
-            gap = body[:m.start()].rstrip()
-            opens = not gap or gap[-1] in ".!?…:;·|"
-            words = [word] if capital else []
-        end = m.end()
-        if stop:
-            if words:
-                runs.append((words, opens))
-            words, opens = [], True
-    if words:
-        runs.append((words, opens))
-    keys, unsure = set(), set()
-    for run, run_opens in runs:
-        segments: list[list[str]] = [[]]
-        cut = False
-        for word in run:
-            if word.lower() in _CALENDAR or _asked(word, asked):
-                segments.append([])
-                cut = cut or word.lower() not in _CALENDAR
-            else:
-                segments[-1].append(word)
-        for i, seg in enumerate(segments):
-            while seg and (seg[0].lower() in STOPWORDS or seg[0].lower() in _NAME_LINKS):
-                seg = seg[1:]
-            while seg and seg[-1].lower() in _NAME_LINKS:
-                seg = seg[:-1]
-            if not seg or seg[0][0].isdigit() or (cut and len(seg) == 1):
-                continue
-            if len(seg) > 1 and not any(c.islower() for w in seg for c in w):
-                continue  # a heading in capitals ("GRAVE SECURITY BREACH"), not a name
-            key = " ".join(re.sub(r"[’']s$", "", w.lower()) for w in seg)
-            (unsure if len(seg) == 1 and i == 0 and run_opens and seg[0] == run[0] else keys).add(key)
-            # the parts either side of "of" stand alone too ("Shane Lowry of Ireland")
-            parts = key.split(" of ")
-            keys.update(part for part in parts if len(parts) > 1 and part)
-    return keys, unsure
 
 
 def validate_question(question: str, settings: Settings) -> str:
@@ -415,7 +217,7 @@ class ExtractiveAnswerer:
             if len(s_tokens - q_tokens - extra) < 2:  # says nothing the question did not
                 cand.score -= self.novelty_penalty
             if wanted:
-                body = _DATELINE.sub("", cand.text, count=1)  # a snippet's date is not what it is about
+                body = DATELINE.sub("", cand.text, count=1)  # a snippet's date is not what it is about
                 cand.score -= self.constraint_penalty * (
                     2.0 - constraint_share(wanted, body) - constraint_share(wanted, cand.passage.text)
                 ) / 2
@@ -438,24 +240,16 @@ class ExtractiveAnswerer:
         support of its best candidate, so the sentence quoted states the answer most articles give rather
         than merely restating the question or naming a one-off.
         """
-        found = [answer_keys(c.text, kind, asked) for c in candidates]
-        proper = set().union(*(keys for keys, _ in found))  # capitalised somewhere mid-sentence
-        stated = [keys | (unsure & proper) for keys, unsure in found]
-        support: dict[str, float] = {}
-        for key in set().union(*stated):
-            backing: dict[str, float] = {}
-            for cand, keys in zip(candidates[: self.vote_pool], stated, strict=False):
-                # "Tim Buckley" is backed by "Buckley" and by "CIO Tim Buckley"
-                if any(_within(key, other) or _within(other, key) for other in keys):
-                    article = cand.passage.article_id
-                    backing[article] = max(backing.get(article, 0.0), max(cand.score, 0.0))
-            support[key] = sum(backing.values())
-        top = max(support.values(), default=0.0) or 1.0
+        stated = stated_answers([c.text for c in candidates], kind, asked)
+        pool = candidates[: self.vote_pool]
+        support = answer_support(
+            stated[: len(pool)], [c.passage.article_id for c in pool], [c.score for c in pool]
+        )
         for cand, keys in zip(candidates, stated, strict=True):
-            cand.support = max((support[key] for key in keys), default=0.0) / top
+            cand.support = max((support.get(key, 0.0) for key in keys), default=0.0)
             cand.score += self.support_weight * cand.support
             if kind == "time":  # of the sentences giving the date voted for, quote one that gives its year
-                whole = max((support.get(key, 0.0) for key in complete_dates(cand.text)), default=0.0) / top
+                whole = max((support.get(key, 0.0) for key in complete_dates(cand.text)), default=0.0)
                 cand.score += self.complete_weight * whole
         candidates.sort(key=lambda c: -c.score)
 
@@ -592,11 +386,6 @@ def _sentences(passages: list[Passage]) -> list[Candidate]:
             out.append(Candidate(passage, rank, passage.char_start + start, passage.char_start + end,
                                  passage.text[start:end]))
     return out
-
-
-def _within(key: str, other: str) -> bool:
-    """Whether the words of ``key`` occur, in order and together, among those of ``other``."""
-    return key == other or f" {key} " in f" {other} "
 
 
 def _is_fragment(text: str) -> bool:

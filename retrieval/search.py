@@ -20,13 +20,27 @@ from ingest.embedding import Embedder
 from ingest.store import PENDING, Store, passage_from, published_ord
 from newsdesk.models import Passage
 from newsdesk.settings import Settings
+from retrieval.answer_types import answer_support, expected_type, stated_answers
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.lexical import BM25Index, index_key
+from retrieval.lexical import BM25Index, index_key, tokenize
 
 log = logging.getLogger(__name__)
 
 _CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re.I)
+_ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+).split()
+_SUFFIX = {1: "st", 2: "nd", 3: "rd"}
+# Spelled-out editions and periods in a passage, as the digits a question uses ("the eleventh season"
+# answers "season 11", "the second quarter" answers "Q2").
+_SPELLED = {
+    **{word: f"{n}{_SUFFIX.get(n if n < 20 else n % 10, 'th')}" for n, word in enumerate(_ORDINALS, start=1)},
+    **{f"{word} quarter": f"q{n}" for n, word in enumerate(_ORDINALS[:4], start=1)},
+    **{f"{word} half": f"h{n}" for n, word in enumerate(_ORDINALS[:2], start=1)},
+}
+_SPELLED_RE = re.compile(rf"(?<![-‐])\b({'|'.join(sorted(_SPELLED, key=len, reverse=True))})\b", re.I)
 
 
 def constraints(query: str) -> set[str]:
@@ -34,12 +48,18 @@ def constraints(query: str) -> set[str]:
     return {m.group(0).lower().rstrip(".,") for m in _CONSTRAINT.finditer(query)}
 
 
+def _number(token: str) -> str:
+    """An ordinal's number ("11th" -> "11"), so "season 11" and "the 11th season" name one edition."""
+    return re.sub(r"(?<=\d)(st|nd|rd|th)$", "", token)
+
+
 def constraint_share(wanted: set[str], text: str) -> float:
     """Share of ``wanted`` tokens that occur in ``text`` (1.0 when nothing is wanted)."""
     if not wanted:
         return 1.0
-    found = constraints(text)
-    return sum(1 for w in wanted if w in found) / len(wanted)
+    spelled = {_SPELLED[m.group(0).lower()] for m in _SPELLED_RE.finditer(text)}
+    found = {_number(t) for t in constraints(text) | spelled}
+    return sum(1 for w in wanted if _number(w) in found) / len(wanted)
 
 
 def filters_to_where(filters: SearchFilters | None) -> dict[str, Any] | None:
@@ -149,6 +169,10 @@ class HybridSearcher:
 
     #: how much a passage gains for containing the numbers and years the query names
     constraint_weight = 1.0
+    #: how much a passage gains, as a share of its score, for stating the answer the best passages agree on
+    answer_weight = 0.25
+    #: how many of the best passages vote on the answer
+    answer_pool = 20
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings, reranker: Any = None) -> None:
         self.store = store
@@ -271,6 +295,8 @@ class HybridSearcher:
         ]
         if wanted:  # a passage naming the year or number asked about outranks one about another
             ranked.sort(key=lambda p: -p.score)
+        if (kind := expected_type(query)) is not None:
+            ranked = self._by_answer_support(query, kind, ranked)
         if self.reranker is not None and ranked:
             ranked = self._rerank(query, ranked[: max(2 * k, 20)])
         result = diversify(ranked, k, self.settings.per_article_cap)
@@ -280,6 +306,25 @@ class HybridSearcher:
             "search_ms": (time.perf_counter() - started) * 1000,
         }
         return result
+
+    def _by_answer_support(self, query: str, kind: str, ranked: list[Passage]) -> list[Passage]:
+        """Raise the passages that state the answer the best passages agree on (answer redundancy).
+
+        For a question asking for a name, date, amount or place, the ``answer_pool`` best passages
+        propose candidate answers (:func:`~retrieval.answer_types.stated_answers`); a passage gains
+        ``answer_weight`` times the support of the best-supported candidate it states. Distractors
+        about another edition or a related event seldom agree with each other on one answer.
+        """
+        pool = ranked[: self.answer_pool]
+        stated = stated_answers([p.text for p in pool], kind, set(tokenize(query)))
+        support = answer_support(stated, [p.article_id for p in pool], [p.score for p in pool])
+        boosted = [
+            p.model_copy(update={
+                "score": p.score * (1.0 + self.answer_weight * max((support[key] for key in keys), default=0.0))
+            })
+            for p, keys in zip(pool, stated, strict=True)
+        ]
+        return sorted(boosted, key=lambda p: -p.score) + ranked[len(pool) :]
 
     def _rerank(self, query: str, passages: list[Passage]) -> list[Passage]:
         scores = self.reranker.predict([(query, p.text) for p in passages], show_progress_bar=False)

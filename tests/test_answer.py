@@ -10,15 +10,8 @@ import pytest
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
 from newsdesk.runtime import Services
-from retrieval.answer import (
-    ABSTAIN_TEXT,
-    ExtractiveAnswerer,
-    answer_keys,
-    complete_dates,
-    contradicts,
-    expected_type,
-    retrieval_query,
-)
+from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, contradicts, retrieval_query
+from retrieval.answer_types import answer_keys, answer_support, complete_dates, expected_type, stated_answers
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render
 from retrieval.lexical import tokenize
@@ -214,6 +207,22 @@ def test_contradicts_another_year_or_edition() -> None:
     assert not contradicts(wanted, "The 2020 Open was cancelled; the 2019 champion remains.")
     assert not contradicts(wanted, "Shane Lowry remains the champion.")
     assert contradicts(constraints("Best Actor at the 92nd Academy Awards"), "Winners of the 91st Academy Awards")
+
+
+def test_stated_answers_and_their_support_across_articles() -> None:
+    stated = stated_answers(
+        ["Norway came out on top.", "The winner was Norway, ahead of Germany.", "Sweden finished third."],
+        "place", set(),
+    )
+    # "Norway" opening a sentence counts because another text has it mid-sentence; "Sweden" does not
+    assert stated == [{"norway"}, {"norway", "germany"}, set()]
+    support = answer_support(
+        [{"tim buckley"}, {"buckley"}, {"bill mcnabb"}, {"tim buckley"}], ["a", "b", "c", "a"], [0.6, 0.5, 0.9, 0.8]
+    )
+    # article a backs Tim Buckley with its best text (0.8), b with a partial name (0.5): 1.3 against 0.9
+    assert support["tim buckley"] == support["buckley"] == 1.0
+    assert support["bill mcnabb"] == pytest.approx(0.9 / 1.3)
+    assert answer_support([], [], []) == {}
 
 
 CUP = [  # invented, so the model knows nothing of it; three articles name the winner, none says "won"

@@ -109,6 +109,12 @@ def test_constraints_pick_numbers_years_ordinals_and_quarters() -> None:
     assert constraint_share({"2021", "q2"}, "The strike in 2021.") == 0.5
     assert constraint_share({"2023"}, "The strike in 2021.") == 0.0
     assert constraint_share(set(), "anything") == 1.0
+    # a passage may spell out the edition or period a question gives in digits
+    assert constraint_share(constraints("Season 11 premiere date"), "The eleventh and final season") == 1.0
+    assert constraint_share(constraints("Tesla revenue Q2 2020"), "in the second quarter of 2020") == 1.0
+    assert constraint_share(constraints("the 92nd Academy Awards"), "at the 92 Academy Awards") == 1.0
+    assert constraint_share({"1st"}, "in the twenty-first century") == 0.0
+    assert constraints("the eleventh season") == set()  # only passages are read this way
 
 
 def test_filters_become_structured_where_dicts() -> None:
@@ -316,6 +322,35 @@ def test_a_passage_with_the_year_asked_about_outranks_another_year(searcher: Hyb
     assert found[0].score > found[1].score
     # and without a year in the question the 2021 strike stays first
     assert searcher.search("harbour strike", k=3)[0].article_id == "strike-2021"
+
+
+CUP = [  # invented; three articles name the 2031 winner, the others name one person each
+    ("cup-commentary", "Commentator Ian Marsh called the final race of the 2031 Harbour Cup the best he had seen in "
+     "years."),
+    ("cup-preview", "Who will win the 2031 Harbour Cup? Bookmakers favour Tomas Reed, the holder, ahead of the young "
+     "Anna Holm."),
+    ("cup-varga-1", "Selma Varga lifted the trophy of the 2031 Harbour Cup on Sunday after beating the defending "
+     "champion in the last race."),
+    ("cup-varga-2", "The victory of Selma Varga in the 2031 Harbour Cup surprised the bookmakers, who had rated her "
+     "an outsider."),
+    ("cup-varga-3", "Hungarian sailor Selma Varga took the 2031 Harbour Cup at her fourth attempt."),
+    ("cup-2030", "Tomas Reed won the Harbour Cup in 2030 with a record margin."),
+]
+
+
+@pytest.mark.slow
+def test_passages_stating_the_answer_the_articles_agree_on_rank_first(settings, embedder) -> None:
+    store = Store.from_settings(settings)
+    ingest_articles([Article(id=i, text=t, source="Test Wire") for i, t in CUP], store, embedder, settings)
+    searcher = HybridSearcher(store, embedder, settings)
+    question = "Who won the Harbour Cup in 2031?"
+    found = searcher.search(question, k=6)
+    assert [p.article_id for p in found[:3]] == ["cup-varga-2", "cup-varga-3", "cup-varga-1"]
+    assert found[-1].article_id == "cup-2030"  # another year stays last
+    # without the vote, passages near the question's wording (a preview, a commentator) came first
+    searcher.answer_weight = 0.0
+    plain = searcher.search(question, k=6)
+    assert {p.article_id for p in plain[:2]} == {"cup-preview", "cup-commentary"}
 
 
 @pytest.mark.slow

@@ -1,0 +1,255 @@
+"""What kind of answer a question asks for, and the candidate answers of that kind a text states.
+
+Shared by the searcher (which ranks higher the passages stating the answer most passages agree on)
+and the extractive answerer (which quotes the sentence stating it). Candidate answers are folded
+keys, so that spellings of one answer count together: "Nov. 12, 2020" and "12th November" are both
+``nov-12``, "two" and "2" are ``2``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from retrieval.lexical import STOPWORDS, tokenize
+
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_TIME = re.compile(
+    rf"\b((1[89]|20)\d\d|{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|today|yesterday|"
+    r"tomorrow|ago|last (year|month|week)|next (year|month|week)|this (year|month|week)|century|decade|"
+    r"earlier|later|since|until|before|after|during|season|quarter)\b",
+    re.I,
+)
+_QUANTITY = re.compile(
+    r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens|half|"
+    r"several|many|few)\b",
+    re.I,
+)
+_MON = rf"(?:{_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+YEAR = r"(?:1[89]|20)\d\d"
+# A publication date heading a snippet ("Feb 9, 2020 ... Toy Story 4 won"): when it was written, not what.
+DATELINE = re.compile(rf"^\s*{_MON}\.? \d{{1,2}}, {YEAR}\s*(?:\.\.\.|…|[-–—])\s*", re.I)
+# A date as an answer: month and day (year optional), day and month, month and year, or a year alone.
+_DATE = re.compile(
+    rf"\b(?P<m1>{_MON})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y1>{YEAR})\b)?"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MON})\b\.?(?:,?\s+(?P<y2>{YEAR})\b)?"
+    rf"|\b(?P<m3>{_MON})\.?,?\s+(?P<y3>{YEAR})\b"
+    rf"|\b(?P<y4>{YEAR})\b",
+    re.I,
+)
+_NUMBER_WORDS = {
+    word: str(value) for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": "30", "forty": "40", "fifty": "50", "dozen": "12"}
+_AMOUNT = re.compile(
+    rf"(?<![\w.,])(?:[$€£]\s?)?(?:\d[\d,]*(?:\.\d+)?|(?:{'|'.join(_NUMBER_WORDS)})\b)"
+    r"(?:\s?(?:%|percent\b|per cent\b|(?:million|billion|trillion|bn)\b))?",
+    re.I,
+)
+_WORD = re.compile(r"[^\W_](?:[\w’'&-]|\.(?=[^\W_]))*\.?")
+# Lower-case words allowed inside a name ("Tour de France", "Ludwig van Beethoven", "The Shape of Water").
+_NAME_LINKS = frozenset("of the de da di du del der van von la le".split())
+_CALENDAR = frozenset(f"{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec".split("|"))
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer a question asks for: "name", "time", "quantity", "place" or None."""
+    q = question.lower()
+    if re.search(r"\b(how (many|much|long|far|old)|what (number|percentage|share|amount))\b", q) or re.search(
+        r"\bwhat (is|was|are|were)\b.*\b(revenue|revenues|sales|profit|profits|income|earnings|price|cost|"
+        r"budget|salary|population|worth|valuation)\b", q
+    ):
+        return "quantity"
+    if re.search(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month)|(release|premiere|air) date|"
+                 r"date of)\b", q):
+        return "time"
+    if re.search(r"\b(who|whom|whose|what (was|is) the name|name of)\b", q):
+        return "name"
+    if re.search(r"\bwhere\b", q) or re.search(
+        r"\b(which|what) (country|countries|city|cities|team|company|companies|movie|film|show|series|game|"
+        r"album|song|book|party|club|state|brand|app|organi[sz]ation)\b", q
+    ):
+        return "place"  # any proper noun the question does not already name
+    return None
+
+
+def has_type(sentence: str, kind: str | None, question: str) -> bool:
+    """Whether ``sentence`` contains something of the ``kind`` the question asks for, beyond the question."""
+    if kind is None:
+        return True
+    asked = {w.lower() for w in re.findall(r"[\w’'-]+", question)}
+    if kind in ("time", "quantity"):
+        pattern = _TIME if kind == "time" else _QUANTITY
+        return any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
+    # capitalised words (not opening a sentence) the question does not use
+    keys, unsure = answer_keys(sentence, kind, set(tokenize(question)))
+    if kind == "place":
+        return bool(keys)
+    # a name: two capitalised words in a row ("Asif Shahzad"), or one that speaks ("Qazi said")
+    return any(" " in key for key in keys) or any(
+        re.search(rf"\b{re.escape(key)}\s+(said|says|told|added|wrote)\b", sentence, re.I) for key in keys | unsure
+    )
+
+
+def complete_dates(sentence: str) -> set[str]:
+    """Keys (as :func:`answer_keys` makes them) of the dates ``sentence`` gives with day, month and year.
+
+    "Nov. 12, 2020" or "20th April 2018" is complete; "Nov. 12" is not, and neither is the dateline.
+    """
+    body = DATELINE.sub("", sentence, count=1)
+    return _date_keys(body, set(), complete=True)
+
+
+def answer_keys(sentence: str, kind: str, asked: set[str]) -> tuple[set[str], set[str]]:
+    """Candidate answers of ``kind`` that ``sentence`` states and the question does not, as folded keys.
+
+    A key folds the spellings of one answer together: "Nov. 12, 2020" and "November 12" are both
+    ``"nov-12"``, "$10.4 billion" is ``"$10.4billion"``, "Toy Story 4" is ``"toy story 4"``. A leading
+    dateline is skipped: it tells when the snippet was written, not what happened.
+
+    Args:
+        sentence: the text to read.
+        kind: what the question asks for (see :func:`expected_type`).
+        asked: the question's tokens, as :func:`~retrieval.lexical.tokenize` makes them.
+
+    Returns:
+        (keys, unsure): unsure keys are single capitalised words opening a sentence, which are names
+        only if they are capitalised elsewhere too.
+    """
+    body = DATELINE.sub("", sentence, count=1)
+    if kind == "time":
+        return _date_keys(body, asked), set()
+    if kind == "quantity":
+        return _amount_keys(body, asked), set()
+    return _name_keys(body, asked)
+
+
+def _asked(word: str, asked: set[str]) -> bool:
+    tokens = [t for t in tokenize(word) if t != "s"]
+    return bool(tokens) and all(t in asked for t in tokens)
+
+
+def _date_keys(body: str, asked: set[str], complete: bool = False) -> set[str]:
+    keys = set()
+    for m in _DATE.finditer(body):
+        month = m.group("m1") or m.group("m2") or m.group("m3")
+        if (month and not month[0].isupper()) or (complete and not (m.group("y1") or m.group("y2"))):
+            continue  # "may" the verb, or not a whole date
+        day = m.group("d1") or m.group("d2")
+        if month and day:
+            if 1 <= int(day) <= 31:
+                keys.add(f"{month[:3].lower()}-{int(day)}")
+        elif month:
+            keys.add(f"{month[:3].lower()}-{m.group('y3')}")
+        elif m.group("y4") not in asked:
+            keys.add(m.group("y4"))
+    return keys
+
+
+def _amount_keys(body: str, asked: set[str]) -> set[str]:
+    body = _DATE.sub(" ", body)  # the numbers of a date are not amounts
+    keys = set()
+    for m in _AMOUNT.finditer(body):
+        text = m.group(0).lower()
+        text = re.sub(r"[a-z]+", lambda w: _NUMBER_WORDS.get(w.group(0), w.group(0)), text)  # "two" is "2"
+        text = text.replace(" ", "").replace("percent", "%")  # "per cent" too, once unspaced
+        number = re.sub(r"[^\d.]", "", text).strip(".")
+        if not number or number in asked or (text == number and re.fullmatch(YEAR, number)):
+            continue
+        keys.add(text)
+    return keys
+
+
+def _name_keys(body: str, asked: set[str]) -> tuple[set[str], set[str]]:
+    """Runs of capitalised words ("Hideki Matsuyama", "Toy Story 4", "The Shape of Water").
+
+    A run is cut where the question's own words or calendar words stand ("Tesla CEO Elon Musk" gives
+    "elon musk"); what is left of a cut run counts only when it is more than one word.
+    """
+    runs: list[tuple[list[str], bool]] = []  # words, and whether the run opens a sentence
+    words: list[str] = []
+    opens = True
+    end = 0
+    for m in _WORD.finditer(body):
+        word = m.group(0).rstrip("’'")
+        stop = word.endswith(".") and not re.fullmatch(r"(?:[^\W\d_]\.)+", word)  # not "B." or "U.S."
+        word = word.rstrip(".") if stop else word
+        joined = body[end : m.start()].strip() == "" and bool(words)
+        capital = word[0].isupper() or (word[0].isdigit() and joined)
+        if joined and (capital or word.lower() in _NAME_LINKS):
+            words.append(word)
+        else:
+            if words:
+                runs.append((words, opens))
+            gap = body[:m.start()].rstrip()
+            opens = not gap or gap[-1] in ".!?…:;·|"
+            words = [word] if capital else []
+        end = m.end()
+        if stop:
+            if words:
+                runs.append((words, opens))
+            words, opens = [], True
+    if words:
+        runs.append((words, opens))
+    keys, unsure = set(), set()
+    for run, run_opens in runs:
+        segments: list[list[str]] = [[]]
+        cut = False
+        for word in run:
+            if word.lower() in _CALENDAR or _asked(word, asked):
+                segments.append([])
+                cut = cut or word.lower() not in _CALENDAR
+            else:
+                segments[-1].append(word)
+        for i, seg in enumerate(segments):
+            while seg and (seg[0].lower() in STOPWORDS or seg[0].lower() in _NAME_LINKS):
+                seg = seg[1:]
+            while seg and seg[-1].lower() in _NAME_LINKS:
+                seg = seg[:-1]
+            if not seg or seg[0][0].isdigit() or (cut and len(seg) == 1):
+                continue
+            if len(seg) > 1 and not any(c.islower() for w in seg for c in w):
+                continue  # a heading in capitals ("GRAVE SECURITY BREACH"), not a name
+            key = " ".join(re.sub(r"[’']s$", "", w.lower()) for w in seg)
+            (unsure if len(seg) == 1 and i == 0 and run_opens and seg[0] == run[0] else keys).add(key)
+            # the parts either side of "of" stand alone too ("Shane Lowry of Ireland")
+            parts = key.split(" of ")
+            keys.update(part for part in parts if len(parts) > 1 and part)
+    return keys, unsure
+
+
+def within(key: str, other: str) -> bool:
+    """Whether the words of ``key`` occur, in order and together, among those of ``other``."""
+    return key == other or f" {key} " in f" {other} "
+
+
+def stated_answers(texts: Sequence[str], kind: str, asked: set[str]) -> list[set[str]]:
+    """The candidate answers each of ``texts`` states (see :func:`answer_keys`).
+
+    A single capitalised word opening a sentence counts only if some text has it mid-sentence too.
+    """
+    found = [answer_keys(text, kind, asked) for text in texts]
+    proper = set().union(*(keys for keys, _ in found))
+    return [keys | (unsure & proper) for keys, unsure in found]
+
+
+def answer_support(stated: Sequence[set[str]], articles: Sequence[str], weights: Sequence[float]) -> dict[str, float]:
+    """How strongly the articles agree on each candidate answer, relative to the best-supported one (0-1).
+
+    Answer redundancy, as in AskMSR (Brill et al., 2002): each article backs a candidate with the
+    weight of its best text stating it, and a candidate's support is the sum over articles. Partial
+    names back each other ("Buckley", "Tim Buckley" and "CIO Tim Buckley").
+    """
+    support: dict[str, float] = {}
+    for key in set().union(*stated):
+        backing: dict[str, float] = {}
+        for keys, article, weight in zip(stated, articles, weights, strict=True):
+            if any(within(key, other) or within(other, key) for other in keys):
+                backing[article] = max(backing.get(article, 0.0), max(weight, 0.0))
+        support[key] = sum(backing.values())
+    top = max(support.values(), default=0.0) or 1.0
+    return {key: value / top for key, value in support.items()}
