@@ -9,7 +9,10 @@ keys, so that spellings of one answer count together: "Nov. 12, 2020" and "12th 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from functools import lru_cache
 
 from retrieval.lexical import STOPWORDS, tokenize
 
@@ -104,7 +107,7 @@ def complete_dates(sentence: str) -> set[str]:
     return _date_keys(body, set(), complete=True)
 
 
-def answer_keys(sentence: str, kind: str, asked: set[str]) -> tuple[set[str], set[str]]:
+def answer_keys(sentence: str, kind: str, asked: AbstractSet[str]) -> tuple[frozenset[str], frozenset[str]]:
     """Candidate answers of ``kind`` that ``sentence`` states and the question does not, as folded keys.
 
     A key folds the spellings of one answer together: "Nov. 12, 2020" and "November 12" are both
@@ -120,12 +123,18 @@ def answer_keys(sentence: str, kind: str, asked: set[str]) -> tuple[set[str], se
         (keys, unsure): unsure keys are single capitalised words opening a sentence, which are names
         only if they are capitalised elsewhere too.
     """
+    return _answer_keys(sentence, kind, frozenset(asked))
+
+
+@lru_cache(maxsize=8192)  # the searcher and the answerer read the same texts for one question
+def _answer_keys(sentence: str, kind: str, asked: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
     body = DATELINE.sub("", sentence, count=1)
     if kind == "time":
-        return _date_keys(body, asked), set()
+        return frozenset(_date_keys(body, asked)), frozenset()
     if kind == "quantity":
-        return _amount_keys(body, asked), set()
-    return _name_keys(body, asked)
+        return frozenset(_amount_keys(body, asked)), frozenset()
+    keys, unsure = _name_keys(body, asked)
+    return frozenset(keys), frozenset(unsure)
 
 
 def _asked(word: str, asked: set[str]) -> bool:
@@ -227,7 +236,7 @@ def within(key: str, other: str) -> bool:
     return key == other or f" {key} " in f" {other} "
 
 
-def stated_answers(texts: Sequence[str], kind: str, asked: set[str]) -> list[set[str]]:
+def stated_answers(texts: Sequence[str], kind: str, asked: AbstractSet[str]) -> list[frozenset[str]]:
     """The candidate answers each of ``texts`` states (see :func:`answer_keys`).
 
     A single capitalised word opening a sentence counts only if some text has it mid-sentence too.
@@ -237,18 +246,26 @@ def stated_answers(texts: Sequence[str], kind: str, asked: set[str]) -> list[set
     return [keys | (unsure & proper) for keys, unsure in found]
 
 
-def answer_support(stated: Sequence[set[str]], articles: Sequence[str], weights: Sequence[float]) -> dict[str, float]:
+def answer_support(
+    stated: Sequence[AbstractSet[str]], articles: Sequence[str], weights: Sequence[float]
+) -> dict[str, float]:
     """How strongly the articles agree on each candidate answer, relative to the best-supported one (0-1).
 
     Answer redundancy, as in AskMSR (Brill et al., 2002): each article backs a candidate with the
     weight of its best text stating it, and a candidate's support is the sum over articles. Partial
     names back each other ("Buckley", "Tim Buckley" and "CIO Tim Buckley").
     """
+    candidates = set().union(*stated)
+    by_word: dict[str, set[str]] = defaultdict(set)  # keys that can back each other share a word
+    for key in candidates:
+        for word in key.split():
+            by_word[word].add(key)
     support: dict[str, float] = {}
-    for key in set().union(*stated):
+    for key in candidates:
+        related = {o for word in key.split() for o in by_word[word] if within(key, o) or within(o, key)}
         backing: dict[str, float] = {}
         for keys, article, weight in zip(stated, articles, weights, strict=True):
-            if any(within(key, other) or within(other, key) for other in keys):
+            if not related.isdisjoint(keys):
                 backing[article] = max(backing.get(article, 0.0), max(weight, 0.0))
         support[key] = sum(backing.values())
     top = max(support.values(), default=0.0) or 1.0

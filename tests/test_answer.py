@@ -16,7 +16,7 @@ from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render
 from retrieval.lexical import tokenize
 from retrieval.search import constraints
-from tests.conftest import SHARED
+from tests.conftest import CUP, SHARED
 
 DEV = [json.loads(line) for line in (SHARED / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
        if line.strip()]
@@ -223,18 +223,6 @@ def test_stated_answers_and_their_support_across_articles() -> None:
     assert support["tim buckley"] == support["buckley"] == 1.0
     assert support["bill mcnabb"] == pytest.approx(0.9 / 1.3)
     assert answer_support([], [], []) == {}
-
-
-CUP = [  # invented, so the model knows nothing of it; three articles name the winner, none says "won"
-    ("cup-commentary", "Commentator Ian Marsh called the final race of the 2031 Harbour Cup the best he had seen in "
-     "years."),
-    ("cup-varga-1", "Selma Varga lifted the trophy of the 2031 Harbour Cup on Sunday after beating the defending "
-     "champion in the last race."),
-    ("cup-varga-2", "The victory of Selma Varga in the 2031 Harbour Cup surprised the bookmakers, who had rated her "
-     "an outsider."),
-    ("cup-varga-3", "Hungarian sailor Selma Varga took the 2031 Harbour Cup at her fourth attempt."),
-    ("cup-2030", "Tomas Reed won the Harbour Cup in 2030 with a record margin."),
-]
 
 
 @pytest.fixture

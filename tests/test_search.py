@@ -26,6 +26,7 @@ from retrieval.search import (
     diversify,
     filters_to_where,
 )
+from tests.conftest import CUP
 
 LIGHTHOUSE = " ".join(
     f"Part {i}: volunteers repaired lighthouse section {i} and painted the lighthouse lantern room, "
@@ -322,20 +323,6 @@ def test_a_passage_with_the_year_asked_about_outranks_another_year(searcher: Hyb
     assert found[0].score > found[1].score
     # and without a year in the question the 2021 strike stays first
     assert searcher.search("harbour strike", k=3)[0].article_id == "strike-2021"
-
-
-CUP = [  # invented; three articles name the 2031 winner, the others name one person each
-    ("cup-commentary", "Commentator Ian Marsh called the final race of the 2031 Harbour Cup the best he had seen in "
-     "years."),
-    ("cup-preview", "Who will win the 2031 Harbour Cup? Bookmakers favour Tomas Reed, the holder, ahead of the young "
-     "Anna Holm."),
-    ("cup-varga-1", "Selma Varga lifted the trophy of the 2031 Harbour Cup on Sunday after beating the defending "
-     "champion in the last race."),
-    ("cup-varga-2", "The victory of Selma Varga in the 2031 Harbour Cup surprised the bookmakers, who had rated her "
-     "an outsider."),
-    ("cup-varga-3", "Hungarian sailor Selma Varga took the 2031 Harbour Cup at her fourth attempt."),
-    ("cup-2030", "Tomas Reed won the Harbour Cup in 2030 with a record margin."),
-]
 
 
 @pytest.mark.slow
