@@ -145,3 +145,14 @@ def test_batches_keep_lengths_together_and_cover_every_text() -> None:
     assert batches[0] == [5] and [lengths[i] for i in batches[1]] == [60, 58]
     assert _batches([200] * 130, size=64) == [list(range(64)), list(range(64, 128)), [128, 129]]
     assert _batches([], size=8) == []
+
+
+def test_an_unwritable_cache_leaves_the_model_on_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache should be")
+    embedder = Embedder.from_settings(Settings(model_cache=blocked))
+    assert embedder.backend == "torch"
+    assert "embedding on torch" in caplog.text
+    assert embedder.encode(["still works"]).shape == (1, 384)
+    with pytest.raises(ModelUnavailable, match="EMBEDDING_BACKEND=torch"):
+        Embedder.from_settings(Settings(model_cache=blocked, embedding_backend="onnx"))
