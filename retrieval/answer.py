@@ -234,9 +234,9 @@ class ExtractiveAnswerer:
         """Boost the sentences stating the answer that the relevant articles agree on.
 
         Answer redundancy, as in AskMSR (Brill et al., 2002): the ``vote_pool`` best sentences propose
-        candidate answers of the kind asked for (see :func:`answer_keys`). Each article backs a candidate
-        with the score of its best sentence stating it, and a candidate's support is what its articles
-        give, relative to the best-supported candidate. A sentence then gains ``support_weight`` times the
+        candidate answers of the kind asked for (see :mod:`retrieval.answer_types`). Each article backs a
+        candidate with the score of its best sentence stating it, and a candidate's support is what its
+        articles give, relative to the best-supported candidate. A sentence then gains ``support_weight`` times the
         support of its best candidate, so the sentence quoted states the answer most articles give rather
         than merely restating the question or naming a one-off.
         """
