@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from evals.jsonl import read_jsonl
 from evals.judge import FEATURES, Calibration, LexicalJudge, SupportJudge, verbatim
 from evals.metrics import binary_scores
 from newsdesk.errors import UsageError
@@ -50,26 +50,20 @@ def load_rows(path: Path) -> list[AttributionRow]:
     if not path.is_file():
         raise UsageError(f"no such attribution file: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                rows.append(
-                    AttributionRow(
-                        id=str(raw.get("id", number)),
-                        claim=str(raw["claim"]),
-                        evidence=str(raw["evidence"]),
-                        label=bool(int(raw["label"])),
-                        source_dataset=str(raw.get("source_dataset", "")),
-                        question=str(raw.get("question", "")),
-                    )
+    for number, raw in read_jsonl(path):
+        try:
+            rows.append(
+                AttributionRow(
+                    id=str(raw.get("id", number)),
+                    claim=str(raw["claim"]),
+                    evidence=str(raw["evidence"]),
+                    label=bool(int(raw["label"])),
+                    source_dataset=str(raw.get("source_dataset", "")),
+                    question=str(raw.get("question", "")),
                 )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise UsageError(
-                    f"{path}:{number}: not an attribution row ({type(exc).__name__}: {exc})"
-                ) from None
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{path}:{number}: not an attribution row ({type(exc).__name__}: {exc})") from None
     if not rows:
         raise UsageError(f"{path} holds no rows")
     return rows

@@ -13,7 +13,6 @@ the corpus, so a second run only encodes the queries.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from evals.jsonl import read_jsonl
 from newsdesk.errors import UsageError
 from retrieval.fusion import convex_fusion, reciprocal_rank_fusion
 from retrieval.lexical import BM25Index
@@ -44,19 +44,6 @@ class BeirData:
     texts: list[str]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    return rows
 
 
 def _first_existing(*paths: Path) -> Path | None:
@@ -81,7 +68,7 @@ def load_beir(root: Path, split: str = "test") -> BeirData:
     if qrels_path is None:
         raise UsageError(f"{root}: no judgements for split {split!r} ({split}.tsv or qrels/{split}.tsv)")
     doc_ids, texts = [], []
-    for row in _read_jsonl(corpus_path):
+    for _, row in read_jsonl(corpus_path):
         doc_ids.append(str(row["_id"]))
         texts.append(f"{row.get('title', '')} {row.get('text', '')}".strip())
     qrels: dict[str, dict[str, int]] = {}
@@ -97,7 +84,7 @@ def load_beir(root: Path, split: str = "test") -> BeirData:
             score = int(parts[2])
             if score > 0:
                 qrels.setdefault(parts[0], {})[parts[1]] = score
-    all_queries = {str(row["_id"]): str(row["text"]) for row in _read_jsonl(queries_path)}
+    all_queries = {str(row["_id"]): str(row["text"]) for _, row in read_jsonl(queries_path)}
     queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
     if not queries:
         raise UsageError(f"{root}: no query of {queries_path.name} has a judgement in {qrels_path.name}")

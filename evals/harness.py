@@ -8,7 +8,6 @@ judged for support by a pluggable :class:`evals.judge.SupportJudge`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from evals import metrics as m
+from evals.jsonl import read_jsonl
 from evals.judge import SupportJudge
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
@@ -118,24 +118,19 @@ def load_dataset(path: Path) -> list[EvalItem]:
         raise UsageError(f"no such dataset: {path}")
     items: list[EvalItem] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = EvalItem.model_validate(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise UsageError(f"{path}:{number}: {where}: {first['msg']}") from None
-            if item.id in seen:
-                raise UsageError(f"{path}:{number}: id {item.id!r} appears twice")
-            if item.answerable and not item.answers:
-                raise UsageError(f"{path}:{number}: answerable question {item.id!r} has no answers")
-            seen.add(item.id)
-            items.append(item)
+    for number, raw in read_jsonl(path):
+        try:
+            item = EvalItem.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UsageError(f"{path}:{number}: {where}: {first['msg']}") from None
+        if item.id in seen:
+            raise UsageError(f"{path}:{number}: id {item.id!r} appears twice")
+        if item.answerable and not item.answers:
+            raise UsageError(f"{path}:{number}: answerable question {item.id!r} has no answers")
+        seen.add(item.id)
+        items.append(item)
     if not items:
         raise UsageError(f"{path} holds no questions")
     return items
