@@ -49,35 +49,143 @@ _NUMBER_WORDS = {
     )
 } | {"thirty": "30", "forty": "40", "fifty": "50", "dozen": "12"}
 _AMOUNT = re.compile(
-    rf"(?<![\w.,])(?:[$€£]\s?)?(?:\d[\d,]*(?:\.\d+)?|(?:{'|'.join(_NUMBER_WORDS)})\b)"
-    r"(?:\s?(?:%|percent\b|per cent\b|(?:million|billion|trillion|bn)\b))?",
+    rf"(?<![\w.,$€£¥])(?:(?:[A-Z]{{1,2}})?[$€£¥]\s?)?(?:\d[\d,]*(?:\.\d+)?|(?:{'|'.join(_NUMBER_WORDS)})\b)"
+    r"(?:\s?(?:%|percent\b|per cent\b|(?:million|billion|trillion|bn)\b)|(?:m|bn|k)\b)?",
     re.I,
 )
 _WORD = re.compile(r"[^\W_](?:[\w’'&-]|\.(?=[^\W_]))*\.?")
 # Lower-case words allowed inside a name ("Tour de France", "Ludwig van Beethoven", "The Shape of Water").
 _NAME_LINKS = frozenset("of the de da di du del der van von la le".split())
+# Nationality and regional adjectives: capitalised, but a description ("a Turkish company"), not a name.
+_DEMONYMS = frozenset(
+    """afghan african american arab argentine argentinian asian australian austrian belgian brazilian british
+    canadian chinese colombian croatian czech danish dutch egyptian english european filipino finnish french
+    german greek hungarian indian indonesian iranian iraqi irish israeli italian japanese kenyan korean
+    latin mexican nigerian norwegian pakistani palestinian polish portuguese russian saudi scottish serbian
+    spanish swedish swiss syrian thai turkish ukrainian welsh western eastern northern southern""".split()
+)
 _CALENDAR = frozenset(f"{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec".split("|"))
 
 
-def expected_type(question: str) -> str | None:
-    """The kind of answer a question asks for: "name", "time", "quantity", "place" or None."""
-    q = question.lower()
-    if re.search(r"\b(how (many|much|long|far|old)|what (number|percentage|share|amount))\b", q) or re.search(
-        r"\bwhat (is|was|are|were)\b.*\b(revenue|revenues|sales|profit|profits|income|earnings|price|cost|"
-        r"budget|salary|population|worth|valuation)\b", q
-    ):
-        return "quantity"
-    if re.search(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month)|(release|premiere|air) date|"
-                 r"date of)\b", q):
-        return "time"
-    if re.search(r"\b(who|whom|whose|what (was|is) the name|name of)\b", q):
-        return "name"
-    if re.search(r"\bwhere\b", q) or re.search(
-        r"\b(which|what) (country|countries|city|cities|team|company|companies|movie|film|show|series|game|"
-        r"album|song|book|party|club|state|brand|app|organi[sz]ation)\b", q
-    ):
-        return "place"  # any proper noun the question does not already name
+# Head nouns of "which/what X" questions, by the kind of answer they ask for. "place" stands for any proper
+# noun the question does not already name (a company, a film, a country); "name" for a person.
+_PERSON_NOUNS = frozenset(
+    """actor actress artist author boss captain cardinal ceo chairman chairwoman chancellor chief coach comedian
+    director driver editor executive founder goalkeeper head journalist judge lawyer leader maker manager member
+    minister mp official owner player politician president presenter producer prosecutor qc rider secretary
+    singer skipper spokesman spokeswoman star striker successor winner writer""".split()
+)
+_PROPER_NOUNS = frozenset(
+    """agency airline album award band bank brand broadcaster channel city club company companies competition
+    constituency council country countries county court department district event festival film firm game group
+    island league lender magazine movie network newspaper opponent organisation organization paper party
+    programme program publisher region retailer rival school series show side site song sponsor stadium station
+    studio supermarket team title tournament town university venue website""".split()
+)
+_QUANTITY_NOUNS = frozenset(
+    """amount attendance bid budget cost debt deficit distance figure fine fee income loss majority margin number
+    pay percentage price profit proportion rate revenue salary sales score sentence share size stake sum toll
+    total turnover valuation value worth""".split()
+)
+_TIME_NOUNS = frozenset("date day month year time decade season".split())
+_WH = re.compile(r"\b(?:who|whom|whose|when|where|which|what|how)\b", re.I)
+
+
+def _main_clause(question: str) -> str:
+    """The clause holding the question's wh-word: after a leading subordinate clause ("When X did Y, what ...")."""
+    clauses = [c for c in re.split(r",\s+", question) if c.strip()]
+    asking = [c for c in clauses if _WH.search(c)]
+    if len(asking) > 1 and re.match(r"\s*(?:when|if|while|after|before|as|since|once)\b", asking[0], re.I):
+        return ", ".join(asking[1:])
+    return question
+
+
+def _head_kind(phrase: str) -> str | None:
+    """The kind asked for by the head noun after "which/what" ("which airline", "what was X's majority")."""
+    words = [w.strip("’'").removesuffix("’s").removesuffix("'s") for w in phrase.lower().split()[:6]]
+    if words and words[0] in ("is", "was", "are", "were"):
+        words = words[1:]
+    for word in words:
+        singular = word[:-1] if word.endswith("s") and word[:-1] in _PROPER_NOUNS | _PERSON_NOUNS else word
+        if singular in _TIME_NOUNS:
+            return "time"
+        if singular in _QUANTITY_NOUNS:
+            return "quantity"
+        if singular in _PERSON_NOUNS:
+            return "name"
+        if singular in _PROPER_NOUNS:
+            return "place"
+        if word in ("is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can",
+                    "could", "should", "of", "for", "in", "on", "to", "by", "from", "with", "about"):
+            return None
     return None
+
+
+def focus_noun(question: str) -> str | None:
+    """The noun the question asks for an instance of, when the wh-phrase names one.
+
+    "airline" in "Which new Indian low-cost airline ...", "quarries" in "How many quarries ...".
+    """
+    q = _main_clause(question)
+    if who := re.search(r"\bwho (?:is|was|are|were|has been|had been) (?:the|a|an) ((?:[\w’'-]+\s+){0,3})", q, re.I):
+        nouns = [w.lower() for w in who.group(1).split() if w.lower() in _PERSON_NOUNS]
+        return nouns[0] if nouns else None
+    match = re.search(r"\b(which|what|how many|how much)\s+((?:[\w’'-]+\s+){0,5})", q, re.I)
+    if not match:
+        return None
+    words = match.group(2).split()
+    stop = {"is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can", "could",
+            "should", "of", "for", "in", "on", "to", "by", "from", "with", "about", "at", "the", "a", "an"}
+    if match.group(1).lower().startswith("how"):  # "how many quarries", not "how much did X earn"
+        first = words[0].strip("’'").lower() if words else ""
+        return first if first and first not in stop else None
+    run: list[str] = []
+    for word in words:
+        bare = word.strip("’'").lower().removesuffix("’s").removesuffix("'s")
+        if bare in _TIME_NOUNS | _QUANTITY_NOUNS | _PERSON_NOUNS | _PROPER_NOUNS or (
+            bare.endswith("s") and bare[:-1] in _PROPER_NOUNS | _PERSON_NOUNS
+        ):
+            return bare
+        if bare in stop:
+            if run:
+                break
+            continue
+        run.append(bare)
+    return run[-1] if run and len(run) <= 3 else None
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer a question asks for: "name", "time", "quantity", "place" or None.
+
+    Read from the first wh-word of the clause that asks ("When X switched, what proportion ..." asks for a
+    quantity; "In which country were they playing when ..." for a proper noun), and from the head noun of
+    a "which/what X" phrase ("which airline" wants a proper noun, "what price" an amount, "which QC" a person).
+    """
+    q = _main_clause(question).lower()
+    wh = _WH.search(q)
+    if wh is None:
+        return None
+    rest = q[wh.end():]
+    word = wh.group(0)
+    if word == "how":
+        return "quantity" if re.match(r"\s+(many|much|long|far|old|big|large|high)\b", rest) else None
+    if word in ("who", "whom", "whose"):
+        return "name"
+    if word == "when":
+        return "time"
+    if word == "where":
+        return "place"
+    if re.match(r"\s+(number|percentage|share|amount)\b", rest):
+        return "quantity"
+    if re.match(r"\s+(year|date|day|month|time)\b", rest) or re.search(r"\b((release|premiere|air) date|date of)\b", q):
+        return "time"
+    if re.match(r"\s+(was|is) the name\b", rest) or re.search(r"\bname of\b", q):
+        return "name"
+    if re.match(r"\s+(is|was|are|were)\b.*\b(revenue|revenues|sales|profit|profits|income|earnings|price|cost|"
+                r"budget|salary|population|worth|valuation)\b", rest):
+        return "quantity"
+    # "which X" names a kind only when X is a noun we know ("which airline"); "which ministries" stays open
+    return _head_kind(rest)
 
 
 def has_type(sentence: str, kind: str | None, question: str) -> bool:
@@ -143,25 +251,37 @@ def _asked(word: str, asked: set[str]) -> bool:
 
 
 def _date_keys(body: str, asked: set[str], complete: bool = False) -> set[str]:
-    keys = set()
+    return {key for key, _, _ in _date_items(body, asked, complete)}
+
+
+def _date_items(body: str, asked: AbstractSet[str], complete: bool = False) -> list[tuple[str, int, int]]:
+    """Dates in ``body`` as (folded key, start, end)."""
+    items = []
     for m in _DATE.finditer(body):
         month = m.group("m1") or m.group("m2") or m.group("m3")
         if (month and not month[0].isupper()) or (complete and not (m.group("y1") or m.group("y2"))):
             continue  # "may" the verb, or not a whole date
         day = m.group("d1") or m.group("d2")
+        if month and day and str(int(day)) in asked and any(a[:3] == month[:3].lower() for a in asked):
+            continue  # the date the question itself names ("if the election is on 5 May, ...")
         if month and day:
             if 1 <= int(day) <= 31:
-                keys.add(f"{month[:3].lower()}-{int(day)}")
+                items.append((f"{month[:3].lower()}-{int(day)}", m.start(), m.end()))
         elif month:
-            keys.add(f"{month[:3].lower()}-{m.group('y3')}")
+            items.append((f"{month[:3].lower()}-{m.group('y3')}", m.start(), m.end()))
         elif m.group("y4") not in asked:
-            keys.add(m.group("y4"))
-    return keys
+            items.append((m.group("y4"), m.start(), m.end()))
+    return items
 
 
 def _amount_keys(body: str, asked: set[str]) -> set[str]:
-    body = _DATE.sub(" ", body)  # the numbers of a date are not amounts
-    keys = set()
+    return {key for key, _, _ in _amount_items(body, asked)}
+
+
+def _amount_items(body: str, asked: AbstractSet[str]) -> list[tuple[str, int, int]]:
+    """Amounts in ``body`` as (folded key, start, end); the numbers of a date are not amounts."""
+    body = _DATE.sub(lambda m: " " * len(m.group(0)), body)
+    items = []
     for m in _AMOUNT.finditer(body):
         text = m.group(0).lower()
         text = re.sub(r"[a-z]+", lambda w: _NUMBER_WORDS.get(w.group(0), w.group(0)), text)  # "two" is "2"
@@ -169,8 +289,42 @@ def _amount_keys(body: str, asked: set[str]) -> set[str]:
         number = re.sub(r"[^\d.]", "", text).strip(".")
         if not number or number in asked or (text == number and re.fullmatch(YEAR, number)):
             continue
-        keys.add(text)
-    return keys
+        digits = [t for t in tokenize(m.group(0)) if t[0].isdigit()]
+        if digits and all(t in asked for t in digits):
+            continue  # "150,000" when the question names 150,000 tickets
+        items.append((text, m.start(), m.end()))
+    return items
+
+
+_UNIT = re.compile(
+    r"\s(?:(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|miles?|metres?|meters?|km|kg|tonnes?|"
+    r"goals?|points?|runs?|votes?|seats?|people|men|women|children)\b|(?![a-z]*(?:ss|us)\b)[a-z]{3,}s\b)"
+)
+
+
+def item_spans(sentence: str, kind: str, asked: AbstractSet[str]) -> list[tuple[str, int, int]]:
+    """The candidate answers of ``kind`` in ``sentence`` as (key, start, end), verbatim spans of it.
+
+    The keys are those of :func:`answer_keys` (unsure single capitalised words included).
+    """
+    match = DATELINE.match(sentence)
+    offset = match.end() if match else 0
+    body = sentence[offset:]
+    if kind == "time":
+        found = _date_items(body, asked)
+    elif kind == "quantity":  # with the unit or noun counted, when one follows ("50 minutes", "142 quarries")
+        found = []
+        for key, start, end in _amount_items(body, asked):
+            unit = _UNIT.match(body, end)
+            found.append((key, start, unit.end() if unit else end))
+    else:
+        keys, unsure = answer_keys(sentence, kind, asked)
+        found = []
+        for key in sorted(keys | unsure, key=len, reverse=True):
+            pattern = r"(?<!\w)" + r"[\s-]+".join(re.escape(w) for w in key.split()) + r"(?!\w)"
+            if m := re.search(pattern, body, re.I):
+                found.append((key, m.start(), m.end()))
+    return sorted(((key, start + offset, end + offset) for key, start, end in found), key=lambda x: x[1])
 
 
 def _name_keys(body: str, asked: set[str]) -> tuple[set[str], set[str]]:
@@ -220,6 +374,8 @@ def _name_keys(body: str, asked: set[str]) -> tuple[set[str], set[str]]:
             while seg and seg[-1].lower() in _NAME_LINKS:
                 seg = seg[:-1]
             if not seg or seg[0][0].isdigit() or (cut and len(seg) == 1):
+                continue
+            if len(seg) == 1 and seg[0].lower() in _DEMONYMS:
                 continue
             if len(seg) > 1 and not any(c.islower() for w in seg for c in w):
                 continue  # a heading in capitals ("GRAVE SECURITY BREACH"), not a name

@@ -24,6 +24,7 @@ from retrieval.answer_types import answer_support, expected_type, stated_answers
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.lexical import BM25Index, index_key, tokenize
+from retrieval.question import Question
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +274,18 @@ class HybridSearcher:
             for i, score in snap.index.search(query, n, snap.mask(filters))
         ]
 
-    def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Passage]:
-        """The ``k`` best passages for ``query``: fused, at most ``per_article_cap`` per article first."""
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: SearchFilters | None = None,
+        *,
+        question: Question | None = None,
+    ) -> list[Passage]:
+        """The ``k`` best passages for ``query``: fused, at most ``per_article_cap`` per article first.
+
+        ``question``, when the caller analysed it already, gives the kind of answer asked for.
+        """
         k = k or self.settings.top_k
         n = max(self.settings.candidates, k)
         started = time.perf_counter()
@@ -295,7 +306,7 @@ class HybridSearcher:
         ]
         if wanted:  # a passage naming the year or number asked about outranks one about another
             ranked.sort(key=lambda p: -p.score)
-        if (kind := expected_type(query)) is not None:
+        if (kind := question.kind if question is not None else expected_type(query)) is not None:
             ranked = self._by_answer_support(query, kind, ranked)
         if self.reranker is not None and ranked:
             ranked = self._rerank(query, ranked[: max(2 * k, 20)])

@@ -1,0 +1,80 @@
+"""Question analysis, done once: what the question asks for, which of its words matter, what it constrains.
+
+A :class:`Question` is built once per question (:func:`analyze`) and handed to search and to the answerer,
+so the stages agree on the expected answer type, the focus word and the constraints instead of each
+re-deriving them from the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from retrieval.answer_types import expected_type, focus_noun
+from retrieval.lexical import tokenize
+
+_WORD = re.compile(r"[\w’'-]+")
+# Numbers, years, ordinals, quarters and halves a relevant passage must share ("2021", "92nd", "Q2").
+_CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re.I)
+_EXPLAIN = re.compile(r"^\s*(?:why|how(?! (?:many|much|long|far|old)\b))\b|\bwhat (?:happened|is happening)\b", re.I)
+_YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question, analysed once.
+
+    Attributes:
+        text: the question as asked (stripped).
+        query: the text to retrieve with (a follow-up borrows the previous question's words).
+        tokens: stemmed, stop-word-free tokens of ``text`` (as :func:`~retrieval.lexical.tokenize` makes them).
+        borrowed: tokens of ``query`` that the question itself does not have (from the previous turn).
+        words: the question's lower-cased words, unstemmed (to tell which words a sentence adds).
+        kind: the kind of answer asked for: "name", "time", "quantity", "place" or None.
+        focus: the stemmed head word(s) of what is asked for ("compani" for "which US company"), if any.
+        constraints: numbers, years, ordinals and quarters the question names.
+        explanatory: a why/how question, answered by sentences, never by a short item.
+        yes_no: a yes/no question ("Has either government confirmed ...?").
+    """
+
+    text: str
+    query: str
+    tokens: frozenset[str]
+    borrowed: frozenset[str]
+    words: frozenset[str]
+    kind: str | None
+    focus: frozenset[str] = field(default_factory=frozenset)
+    constraints: frozenset[str] = field(default_factory=frozenset)
+    explanatory: bool = False
+    yes_no: bool = False
+
+    @property
+    def wants_item(self) -> bool:
+        """Whether a short answer (a name, date, amount, place) can answer it."""
+        return self.kind is not None and not self.explanatory and not self.yes_no
+
+
+def constraints_of(text: str) -> set[str]:
+    """Tokens a relevant passage must share with ``text``: numbers, years, ordinals, quarters."""
+    return {m.group(0).lower().rstrip(".,") for m in _CONSTRAINT.finditer(text)}
+
+
+def analyze(text: str, previous: str | None = None, *, follow_up: bool = False) -> Question:
+    """Analyse ``text``; with ``follow_up``, ``previous`` (the last question) lends its words to the query."""
+    text = text.strip()
+    query = f"{text} {previous}" if follow_up and previous else text
+    tokens = frozenset(tokenize(text))
+    noun = focus_noun(text)
+    focus = frozenset(tokenize(noun)) if noun else frozenset()
+    return Question(
+        text=text,
+        query=query,
+        tokens=tokens,
+        borrowed=frozenset(tokenize(query)) - tokens,
+        words=frozenset(w.lower() for w in _WORD.findall(text)),
+        kind=expected_type(text),
+        focus=focus,
+        constraints=frozenset(constraints_of(text)),
+        explanatory=bool(_EXPLAIN.search(text)),
+        yes_no=bool(_YES_NO.search(text)),
+    )
