@@ -104,6 +104,9 @@ class Answer(BaseModel):
 
     question: str
     text: str  # answer with markers, e.g. "The unit is being enhanced [1]."
+    #: the asked-for item alone ("Two", "SpiceJet"), verbatim from the first cited sentence; shown first,
+    #: and only when the evidence is unambiguous (None otherwise, and for why/how questions)
+    short: str | None = None
     sentences: list[AnswerSentence] = Field(default_factory=list)
     citations: list[Citation] = Field(default_factory=list)
     abstained: bool = False

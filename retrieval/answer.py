@@ -1,12 +1,14 @@
 """The default answerer: offline, no LLM. It quotes the retrieved sentences that answer the question.
 
-Each sentence of every retrieved passage is scored against the question (embedding similarity plus
-IDF-weighted term overlap, with a penalty when the passage lacks a number or year the question names,
-or names another one). The best sentences then vote on candidate answers of the kind the question asks
-for (names, dates, amounts), and sentences stating the answer most articles give gain (answer
-redundancy), so that the sentence quoted states the answer rather than restating the question.
-The best sentences are quoted verbatim; other articles stating the same fact are cited alongside
-(corroboration), and when no sentence clears the calibrated threshold the answer abstains.
+The question is analysed once (:mod:`retrieval.question`). Each sentence of every retrieved passage gets
+named features (embedding similarity and term overlap with the question, in the context of its passage;
+whether it holds an item of the kind asked for that the question does not name, how close that item stands
+to the question's words, how many articles agree on it, passage rank, position in the article...), and one
+fitted weights table (:mod:`retrieval.selection`) turns them into the probability that the sentence states
+the answer. A second fitted model decides from the best sentence and the question's coverage whether the
+articles answer at all; when they cover the subject but not the asked detail the answer says so. The best
+sentence is quoted verbatim, with the asked-for item alone first (``Answer.short``) when the evidence is
+unambiguous; other articles stating the same fact are cited alongside (corroboration).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,14 +31,16 @@ from retrieval.answer_types import (
     YEAR,
     answer_support,
     complete_dates,
-    expected_type,
     has_type,
+    item_spans,
     stated_answers,
 )
 from retrieval.base import SearchFilters, Turn
 from retrieval.citations import CitationBook, render
 from retrieval.lexical import tokenize
+from retrieval.question import Question, analyze
 from retrieval.search import HybridSearcher, constraint_share, constraints
+from retrieval.selection import Models, load_models
 
 ABSTAIN_TEXT = "The articles don't say."
 CONFLICT_PREFIX = "The articles disagree:"
@@ -55,6 +60,9 @@ class Candidate:
     start: int
     end: int
     text: str
+    #: the sentence before it in its passage ("" for the first): an answer often follows the sentence
+    #: that names the story ("A US company has pulled out ..." / "The firm, Ameco, ...")
+    previous: str = ""
     score: float = 0.0
     dense: float = 0.0
     overlap: float = 0.0
@@ -62,6 +70,11 @@ class Candidate:
     relevance: float = 0.0
     #: support of the best-supported candidate answer the sentence states, relative to the best one (0-1)
     support: float = 0.0
+    #: the named features of :data:`retrieval.selection.SENTENCE_FEATURES`
+    features: dict[str, float] = field(default_factory=dict)
+    #: the selection model's log-odds and probability that the sentence states the answer
+    logit: float = 0.0
+    probability: float = 0.0
 
 
 def contradicts(wanted: set[str], text: str) -> bool:
@@ -96,14 +109,20 @@ def validate_question(question: str, settings: Settings) -> str:
     return question
 
 
+def is_follow_up(question: str, history: list[Turn] | None) -> bool:
+    """Whether ``question`` leans on the previous turn (short, or "who said that?")."""
+    return bool(history) and (len(tokenize(question)) <= 4 or bool(_FOLLOW_UP.search(question)))
+
+
 def retrieval_query(question: str, history: list[Turn] | None) -> str:
     """The text to retrieve with: a follow-up borrows the previous question's content words."""
-    if not history:
-        return question
-    previous = history[-1].question
-    if len(tokenize(question)) <= 4 or _FOLLOW_UP.search(question):
-        return f"{question} {previous}"
-    return question
+    return f"{question} {history[-1].question}" if history and is_follow_up(question, history) else question
+
+
+def analyze_question(question: str, history: list[Turn] | None) -> Question:
+    """The :class:`~retrieval.question.Question` for ``question`` asked after ``history``."""
+    previous = history[-1].question if history else None
+    return analyze(question, previous, follow_up=is_follow_up(question, history))
 
 
 class ExtractiveAnswerer:
@@ -112,42 +131,35 @@ class ExtractiveAnswerer:
     Args:
         searcher: hybrid search over the store.
         store: where article texts are read for verifying citations.
-        settings: top_k, abstain_threshold, max_question_chars.
+        settings: top_k, max_question_chars.
+        models: the fitted selection and abstention tables (default: the ones shipped in
+            ``retrieval/selection_weights.json``).
     """
 
     name = "extractive"
-    #: weight of embedding similarity against term overlap in a sentence's score
+    #: weight of embedding similarity against term overlap in a sentence's relevance (which orders the vote)
     dense_weight = 0.5
-    #: further sentences are added when they score at least this share of the best one
+    #: a second sentence is quoted when its probability is at least this share of the best one's
     second_ratio = 0.8
-    max_sentences = 3
-    #: share of a sentence's score that comes from the passage around it
+    max_sentences = 2
+    #: share of a sentence's relevance that comes from the passage around it
     context_weight = 0.3
     #: another article's sentence this similar to a chosen one corroborates it
     corroboration = 0.82
     #: sentences this similar are copies of each other; differing names then mean a disagreement
     near_copy = 0.9
-    #: taken off a sentence lacking the kind of answer asked for (a name for "who", a time for "when")
-    type_penalty = 0.15
-    question_penalty = 0.3
-    #: added to a sentence giving a day, month and year (beyond its dateline) when the question asks "when"
-    specific_bonus = 0.05
-    novelty_penalty = 0.2
-    #: taken off a sentence whose passage lacks the numbers and years the question names
-    constraint_penalty = 0.2
-    #: taken off a sentence naming another year, edition or quarter than the one the question names
-    contradiction_penalty = 0.1
-    #: added to a sentence times the support of the candidate answer it states (answer redundancy)
-    support_weight = 0.3
-    #: added to a sentence times the support of the date it gives whole (day, month and year)
-    complete_weight = 0.2
-    #: how many of the best sentences vote on the candidate answers
+    #: how many of the most relevant sentences vote on the candidate answers
     vote_pool = 12
+    #: a short answer is shown only when the item's support leads the sentence's next item by this much
+    short_margin = 0.3
 
-    def __init__(self, searcher: HybridSearcher, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, searcher: HybridSearcher, store: Store, settings: Settings, models: Models | None = None
+    ) -> None:
         self.searcher = searcher
         self.store = store
         self.settings = settings
+        self.models = models or load_models()
         self._sentence_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def answer(
@@ -160,98 +172,151 @@ class ExtractiveAnswerer:
     ) -> Answer:
         """Answer ``question`` from the store, or abstain."""
         started = time.perf_counter()
-        question = validate_question(question, self.settings)
-        query = retrieval_query(question, history)
-        # read more passages than are shown: sentence scoring is cheap and finds what ranking missed
-        passages = self.searcher.search(query, k=2 * (k or self.settings.top_k), filters=filters)
-        retrieved = time.perf_counter()
-        candidates = self.score(question, query, passages)
+        q = analyze_question(validate_question(question, self.settings), history)
+        passages, candidates, support = self.gather(q, filters=filters, k=k)
         scored = time.perf_counter()
-        # whether the articles answer at all is judged on relevance alone: agreement among the articles
-        # on some name or date says which sentence to quote, not that they answer this question
-        relevance = max((c.relevance for c in candidates), default=None)
-        if relevance is None or relevance < self.settings.abstain_threshold:
-            answer = self._abstain(question, passages, relevance)
+        features = self.question_features(q, candidates, passages)
+        answerable = self.models.abstention.probability(features)
+        if not candidates or answerable < self.models.answer_threshold:
+            answer = self._abstain(q, passages, candidates, answerable)
         else:
-            answer = self._compose(question, candidates, relevance)
+            answer = self._compose(q, candidates, support, answerable)
+        answer.metadata["question_features"] = {key: round(v, 4) for key, v in features.items()}
         answer.timings = {
-            "retrieve_ms": round((retrieved - started) * 1000, 2),
-            "score_ms": round((scored - retrieved) * 1000, 2),
+            "retrieve_ms": round(self._retrieve_ms, 2),
+            "score_ms": round((scored - started) * 1000 - self._retrieve_ms, 2),
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         }
         return answer
 
+    def gather(
+        self, q: Question, *, filters: SearchFilters | None = None, k: int | None = None
+    ) -> tuple[list[Passage], list[Candidate], dict[str, float]]:
+        """Retrieve passages for ``q`` and score their sentences: (passages, candidates best first, support)."""
+        started = time.perf_counter()
+        # read more passages than are shown: sentence scoring is cheap and finds what ranking missed
+        passages = self.searcher.search(q.query, k=2 * (k or self.settings.top_k), filters=filters, question=q)
+        self._retrieve_ms = (time.perf_counter() - started) * 1000
+        candidates, support = self.score(q, passages)
+        return passages, candidates, support
+
     # --- scoring ---------------------------------------------------------------------------------
-    def score(self, question: str, query: str, passages: list[Passage]) -> list[Candidate]:
-        """Every distinct sentence of ``passages``, scored against the question, best first."""
+    def score(self, q: Question, passages: list[Passage]) -> tuple[list[Candidate], dict[str, float]]:
+        """Every distinct sentence of ``passages`` with its features and probability, best first.
+
+        Returns:
+            (candidates, support): support maps each candidate answer key to how strongly the articles
+            agree on it (0-1; empty when the question asks for no particular kind of item).
+        """
         candidates = _sentences(passages)
         if not candidates:
-            return []
-        q_tokens = set(tokenize(question))
-        extra = set(tokenize(query)) - q_tokens  # words borrowed from the previous turn count less
-        idf = self.searcher.idf  # the search just now checked the snapshot is current
-        weight = {t: idf(t) for t in q_tokens} | {t: 0.5 * idf(t) for t in extra}
+            return [], {}
+        weight = self._term_weights(q)
         total = sum(weight.values()) or 1.0
-        wanted = constraints(question)
-        kind = expected_type(question)
-        q_vec = self.searcher.embedder.embed_query_array(question)
+        q_vec = self.searcher.embedder.embed_query_array(q.text)
         s_vecs = self._embed([c.text for c in candidates])
         p_vecs = self._passage_vectors(passages)
+        wanted = set(q.constraints)
         for cand, vec in zip(candidates, s_vecs, strict=True):
             s_tokens = set(tokenize(cand.text))
-            p_tokens = set(tokenize(cand.passage.text))
-            cand.dense = float(np.dot(q_vec, vec))
-            cand.overlap = sum(w for t, w in weight.items() if t in s_tokens) / total
-            sentence = self.dense_weight * cand.dense + (1 - self.dense_weight) * cand.overlap
-            context = self.dense_weight * float(np.dot(q_vec, p_vecs[cand.passage.chunk_id])) + (
-                1 - self.dense_weight
-            ) * sum(w for t, w in weight.items() if t in p_tokens) / total
-            cand.score = (1 - self.context_weight) * sentence + self.context_weight * context
-            cand.score -= 0.01 * cand.rank  # a gentle prior for what retrieval ranked first
-            if not has_type(cand.text, kind, question):
-                cand.score -= self.type_penalty
-            elif kind == "time" and complete_dates(cand.text):
-                cand.score += self.specific_bonus  # "November 10, 2020" answers "when" better than "in 2020"
-            if cand.text.rstrip(" \"'”’").endswith("?"):  # a question never answers one
-                cand.score -= self.question_penalty
-            if len(s_tokens - q_tokens - extra) < 2:  # says nothing the question did not
-                cand.score -= self.novelty_penalty
-            if wanted:
-                body = DATELINE.sub("", cand.text, count=1)  # a snippet's date is not what it is about
-                cand.score -= self.constraint_penalty * (
-                    2.0 - constraint_share(wanted, body) - constraint_share(wanted, cand.passage.text)
-                ) / 2
-                if contradicts(wanted, body):
-                    cand.score -= self.contradiction_penalty
-        candidates.sort(key=lambda c: -c.score)
+            p_tokens = _passage_tokens(cand.passage.text)
+            body = DATELINE.sub("", cand.text, count=1)  # a snippet's date is not what it is about
+            items = item_spans(cand.text, q.kind, q.tokens) if q.kind else []
+            f = cand.features
+            f["dense"] = float(np.dot(q_vec, vec))
+            f["overlap"] = sum(w for t, w in weight.items() if t in s_tokens) / total
+            f["context_dense"] = float(np.dot(q_vec, p_vecs[cand.passage.chunk_id]))
+            f["context_overlap"] = sum(w for t, w in weight.items() if t in p_tokens) / total
+            prev_tokens = _passage_tokens(cand.previous) if cand.previous else frozenset()
+            f["prev_overlap"] = sum(w for t, w in weight.items() if t in prev_tokens) / total
+            f["window_overlap"] = sum(w for t, w in weight.items() if t in prev_tokens or t in s_tokens) / total
+            f["rank"] = 1.0 / (1.0 + cand.rank)
+            typed = q.kind is None or has_type(cand.text, q.kind, q.text)
+            f["typed"] = float(q.kind is not None and typed)
+            f["untyped"] = float(not typed)
+            f["ambiguity"] = min(len({key for key, _, _ in items}), 4) / 4
+            f["proximity"] = _proximity(cand.text, items, q.tokens)
+            f["focus_proximity"] = _proximity(cand.text, items, q.focus) if q.focus else 0.0
+            f["novelty"] = min(len(s_tokens - q.tokens - q.borrowed), 6) / 6
+            f["question_mark"] = float(cand.text.rstrip(" \"'”’").endswith("?"))
+            f["constraint_miss"] = (
+                (2.0 - constraint_share(wanted, body) - constraint_share(wanted, cand.passage.text)) / 2
+                if wanted else 0.0
+            )
+            f["contradicts"] = float(bool(wanted) and contradicts(wanted, body))
+            f["lead"] = 1.0 / (1.0 + cand.start / 1000)
+            f["focus"] = float(bool(q.focus & s_tokens))
+            f["complete_date"] = float(q.kind == "time" and bool(complete_dates(cand.text)))
+            f["length"] = min(len(cand.text.split()), 60) / 60
+            sentence = self.dense_weight * f["dense"] + (1 - self.dense_weight) * f["overlap"]
+            context = self.dense_weight * f["context_dense"] + (1 - self.dense_weight) * f["context_overlap"]
+            cand.relevance = (1 - self.context_weight) * sentence + self.context_weight * context
+        best_dense = max(c.features["dense"] for c in candidates)
+        best_overlap = max(c.features["overlap"] for c in candidates)
         for cand in candidates:
-            cand.relevance = cand.score
-        if kind is not None:
-            self._vote(candidates, kind, q_tokens)
-        return candidates
+            cand.features["dense_gap"] = cand.features["dense"] - best_dense
+            cand.features["overlap_gap"] = cand.features["overlap"] - best_overlap
+        support = self._vote(candidates, q) if q.kind is not None else {}
+        for cand in candidates:
+            cand.features["support"] = cand.support
+            cand.logit = self.models.selection.logit(cand.features)
+        # the model is a softmax over a question's candidates: a sentence's probability is its share
+        top = max(c.logit for c in candidates)
+        mass = sum(float(np.exp(c.logit - top)) for c in candidates)
+        for cand in candidates:
+            cand.probability = float(np.exp(cand.logit - top)) / mass
+        candidates.sort(key=lambda c: -c.logit)
+        return candidates, support
 
-    def _vote(self, candidates: list[Candidate], kind: str, asked: set[str]) -> None:
-        """Boost the sentences stating the answer that the relevant articles agree on.
+    def _term_weights(self, q: Question) -> dict[str, float]:
+        idf = self.searcher.idf  # the search just now checked the snapshot is current
+        # words borrowed from the previous turn count less
+        return {t: idf(t) for t in q.tokens} | {t: 0.5 * idf(t) for t in q.borrowed}
 
-        Answer redundancy, as in AskMSR (Brill et al., 2002): the ``vote_pool`` best sentences propose
-        candidate answers of the kind asked for (see :mod:`retrieval.answer_types`). Each article backs a
-        candidate with the score of its best sentence stating it, and a candidate's support is what its
-        articles give, relative to the best-supported candidate. A sentence then gains ``support_weight`` times the
-        support of its best candidate, so the sentence quoted states the answer most articles give rather
-        than merely restating the question or naming a one-off.
+    def _vote(self, candidates: list[Candidate], q: Question) -> dict[str, float]:
+        """Each sentence's support: how strongly the relevant articles agree on the item it states.
+
+        Answer redundancy, as in AskMSR (Brill et al., 2002): the ``vote_pool`` most relevant sentences
+        propose candidate answers of the kind asked for (see :mod:`retrieval.answer_types`). Each article
+        backs a candidate with the relevance of its best sentence stating it, and a candidate's support is
+        what its articles give, relative to the best-supported candidate.
         """
-        stated = stated_answers([c.text for c in candidates], kind, asked)
-        pool = candidates[: self.vote_pool]
+        by_relevance = sorted(candidates, key=lambda c: -c.relevance)
+        stated = stated_answers([c.text for c in by_relevance], q.kind, q.tokens)
+        pool = by_relevance[: self.vote_pool]
         support = answer_support(
-            stated[: len(pool)], [c.passage.article_id for c in pool], [c.score for c in pool]
+            stated[: len(pool)], [c.passage.article_id for c in pool], [c.relevance for c in pool]
         )
-        for cand, keys in zip(candidates, stated, strict=True):
+        for cand, keys in zip(by_relevance, stated, strict=True):
             cand.support = max((support.get(key, 0.0) for key in keys), default=0.0)
-            cand.score += self.support_weight * cand.support
-            if kind == "time":  # of the sentences giving the date voted for, quote one that gives its year
-                whole = max((support.get(key, 0.0) for key in complete_dates(cand.text)), default=0.0)
-                cand.score += self.complete_weight * whole
-        candidates.sort(key=lambda c: -c.score)
+        return support
+
+    def question_features(
+        self, q: Question, candidates: list[Candidate], passages: list[Passage]
+    ) -> dict[str, float]:
+        """The features of :data:`retrieval.selection.QUESTION_FEATURES` for ``q`` and its scored candidates."""
+        if not candidates:
+            return {}
+        best = candidates[0]
+        weight = {t: self.searcher.idf(t) for t in q.tokens}
+        total = sum(weight.values()) or 1.0
+        seen: set[str] = set()
+        for passage in passages:
+            seen |= _passage_tokens(passage.text)
+        missing = [w for t, w in weight.items() if t not in seen]
+        return {
+            "best_logit": best.logit,
+            "best_probability": best.probability,
+            "best_dense": best.features["dense"],
+            "best_overlap": best.features["overlap"],
+            "best_context_overlap": best.features["context_overlap"],
+            "best_typed": best.features["typed"],
+            "best_support": best.features["support"],
+            "max_overlap": max(c.features["overlap"] for c in candidates),
+            "covered": sum(w for t, w in weight.items() if t in seen) / total,
+            "rare_missing": max(missing, default=0.0) / (max(weight.values(), default=1.0) or 1.0),
+            "wants_item": float(q.wants_item),
+        }
 
     def _passage_vectors(self, passages: list[Passage]) -> dict[str, np.ndarray]:
         """Each passage's embedding: the one stored at ingest (a chunk is embedded as its text), else computed."""
@@ -271,11 +336,13 @@ class ExtractiveAnswerer:
         return np.stack([self._sentence_cache[t] for t in texts])
 
     # --- composing -------------------------------------------------------------------------------
-    def _compose(self, question: str, candidates: list[Candidate], relevance: float) -> Answer:
+    def _compose(
+        self, q: Question, candidates: list[Candidate], support: dict[str, float], answerable: float
+    ) -> Answer:
         best = candidates[0]
         chosen = [best]
         for cand in candidates[1:8]:
-            if len(chosen) == self.max_sentences or cand.score < self.second_ratio * best.score:
+            if len(chosen) == self.max_sentences or cand.probability < self.second_ratio * best.probability:
                 break
             if not _overlaps(cand, chosen) and not self._same_fact(cand, chosen):
                 chosen.append(cand)
@@ -284,7 +351,7 @@ class ExtractiveAnswerer:
         sentences: list[AnswerSentence] = []
         conflicts = 0
         for cand in chosen:
-            agree, disagree = self._related(cand, candidates, chosen, question)
+            agree, disagree = self._related(cand, candidates, chosen, q.text)
             numbers = [book.cite(cand.passage, cand.start, cand.end, cand.text)]
             numbers += [book.cite(o.passage, o.start, o.end, o.text) for o in agree]
             numbers = list(dict.fromkeys(n for n in numbers if n is not None))
@@ -297,16 +364,59 @@ class ExtractiveAnswerer:
                     sentences.append(AnswerSentence(text=other.text, citations=[number]))
                     conflicts += 1
         if not sentences:
-            return self._abstain(question, [c.passage for c in candidates], relevance)
+            return self._abstain(q, [c.passage for c in candidates], candidates, answerable)
+        short = None
+        if not conflicts and sentences[0].text == best.text:
+            short = self._short(q, best, support)
         text = render(sentences)
         return Answer(
-            question=question,
+            question=q.text,
             text=f"{CONFLICT_PREFIX} {text}" if conflicts else text,
+            short=short,
             sentences=sentences,
             citations=book.citations,
             answerer=self.name,
-            metadata={"best_score": round(relevance, 4), "support": round(best.support, 4), "conflicts": conflicts},
+            metadata={
+                "answer_probability": round(answerable, 4),
+                "selection_probability": round(best.probability, 4),
+                "support": round(best.support, 4),
+                "conflicts": conflicts,
+                "kind": q.kind,
+                "features": {key: round(value, 4) for key, value in best.features.items()},
+            },
         )
+
+    def _short(self, q: Question, best: Candidate, support: dict[str, float]) -> str | None:
+        """The asked-for item alone, verbatim from ``best``, when the evidence points at one item."""
+        if best.probability < self.models.short_threshold:
+            return None
+        return self.short_item(q, best, support)
+
+    def short_item(self, q: Question, best: Candidate, support: dict[str, float]) -> str | None:
+        """The item of the asked kind that ``best`` states, unless it states rival ones the articles don't settle."""
+        if not q.wants_item:
+            return None
+        items = item_spans(best.text, q.kind, q.tokens)
+        if not items:
+            return None
+        ranked = sorted(
+            (
+                (
+                    _proximity(best.text, [(key, s, e)], q.focus) if q.focus else 0.0,
+                    support.get(key, 0.0),
+                    _proximity(best.text, [(key, s, e)], q.tokens),
+                    key, s, e,
+                )
+                for key, s, e in items
+            ),
+            reverse=True,
+        )
+        keys = {r[3] for r in ranked}
+        top = ranked[0]
+        rivals = [r for r in ranked[1:] if not (r[3] in top[3] or top[3] in r[3])]
+        if len(keys) > 1 and rivals and top[0] <= rivals[0][0] and top[1] - rivals[0][1] < self.short_margin:
+            return None  # two items of the asked kind, and neither the question nor the articles settle which
+        return best.text[top[4] : top[5]]
 
     def _same_fact(self, cand: Candidate, chosen: list[Candidate]) -> bool:
         vecs = self._embed([cand.text, *(c.text for c in chosen)])
@@ -342,9 +452,33 @@ class ExtractiveAnswerer:
                 agree.append(other)
         return agree[:3], disagree[:2]
 
-    def _abstain(self, question: str, passages: list[Passage], relevance: float | None) -> Answer:
-        best_score = round(relevance, 4) if relevance is not None else None
-        return abstention(question, passages, self.name, {"best_score": best_score})
+    def _abstain(
+        self, q: Question, passages: list[Passage], candidates: list[Candidate], answerable: float | None
+    ) -> Answer:
+        metadata: dict[str, object] = {
+            "answer_probability": round(answerable, 4) if answerable is not None else None
+        }
+        answer = abstention(q.text, passages, self.name, metadata)
+        covering = [c for c in candidates if c.features.get("context_overlap", 0.0) >= 0.5]
+        if covering and answer.related:  # the archive covers the story, not the detail asked for
+            top = covering[0].passage
+            subject = top.title or answer.related[0].title
+            if subject:
+                answer.text = partial_text(subject, q)
+                answer.metadata["partial"] = True
+        return answer
+
+
+def partial_text(subject: str, q: Question) -> str:
+    """The honest answer when the story is there and the detail is not: "The articles cover X but don't say Y"."""
+    asked = q.text.rstrip(" ?")
+    asked = asked[0].lower() + asked[1:] if asked[:2] != asked[:2].upper() else asked
+    return f"The articles cover “{_clip(subject, 90)}” but don't say {asked}."
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def abstention(question: str, passages: list[Passage], answerer: str, metadata: dict[str, object]) -> Answer:
@@ -378,19 +512,54 @@ def _sentences(passages: list[Passage]) -> list[Candidate]:
                 merged[-1] = (merged[-1][0], span.end)
             else:
                 merged.append((span.start, span.end))
+        previous = ""
         for start, end in merged:
             key = (passage.article_id, passage.char_start + start)
-            if key in seen or end - start < 12:
-                continue
-            seen.add(key)
-            out.append(Candidate(passage, rank, passage.char_start + start, passage.char_start + end,
-                                 passage.text[start:end]))
+            text = passage.text[start:end]
+            if key not in seen and end - start >= 12:
+                seen.add(key)
+                out.append(Candidate(passage, rank, passage.char_start + start, passage.char_start + end, text,
+                                     previous=previous))
+            previous = text
     return out
 
 
 def _is_fragment(text: str) -> bool:
     words = text.replace("...", " ").replace("…", " ").split()
     return len(words) <= 4
+
+
+_WORDS = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=4096)
+def _passage_tokens(text: str) -> frozenset[str]:
+    return frozenset(tokenize(text))
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    tokens = tokenize(word)
+    return tokens[0] if tokens else ""
+
+
+def _proximity(sentence: str, items: list[tuple[str, int, int]], asked: frozenset[str]) -> float:
+    """How close the nearest item stands to a word of the question: 1 / (1 + words between), 0 if none."""
+    if not items:
+        return 0.0
+    words = [(m.start(), _stem(m.group(0).lower())) for m in _WORDS.finditer(sentence)]
+    anchors = [i for i, (_, stem) in enumerate(words) if stem and stem in asked]
+    if not anchors:
+        return 0.0
+    best = 0.0
+    for _, start, end in items:
+        inside = [i for i, (pos, _) in enumerate(words) if start <= pos < end]
+        if not inside:
+            continue
+        gap = min(max(0, a - inside[-1], inside[0] - a) for a in anchors if a not in inside) if any(
+            a not in inside for a in anchors) else 0
+        best = max(best, 1.0 / (1.0 + max(gap - 1, 0)))
+    return best
 
 
 def _facts(text: str, question: str) -> tuple[set[str], set[str]]:
