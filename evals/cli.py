@@ -65,6 +65,8 @@ def eval_command(
         ),
     ] = "default",
     min_answer_accuracy: Annotated[float | None, _gate("--min-answer-accuracy")] = None,
+    min_strict_accuracy: Annotated[float | None, _gate("--min-strict-accuracy")] = None,
+    min_short_precision: Annotated[float | None, _gate("--min-short-precision")] = None,
     min_hit_at_k: Annotated[float | None, _gate("--min-hit-at-k")] = None,
     min_citation_precision: Annotated[float | None, _gate("--min-citation-precision")] = None,
     min_citation_recall: Annotated[float | None, _gate("--min-citation-recall")] = None,
@@ -120,6 +122,8 @@ def eval_command(
             return
         gates = {
             "answer_accuracy": min_answer_accuracy,
+            "strict_answer_accuracy": min_strict_accuracy,
+            "short_precision": min_short_precision,
             "hit_at_k": min_hit_at_k,
             "citation_precision": min_citation_precision,
             "citation_recall": min_citation_recall,

@@ -27,6 +27,9 @@ Progress = Callable[[int, int, str], None]  # (done, total, question id)
 METRIC_KEYS = (
     "n",
     "answer_accuracy",
+    "strict_answer_accuracy",
+    "short_coverage",
+    "short_precision",
     "hit_at_k",
     "mrr_at_10",
     "citation_validity",
@@ -67,6 +70,9 @@ class QuestionResult(BaseModel):
     answer: str = ""
     abstained: bool = False
     correct: bool | None = None  # answerable questions only
+    strict: bool | None = None  # answerable questions only: the first statement holds a gold answer
+    short: str | None = None  # the short answer shown, if any
+    short_correct: bool | None = None  # answerable questions with a short answer only
     matched: str | None = None  # the gold answer the answer contains
     hit: bool | None = None  # answerable questions with evidence only
     rank: int | None = None  # of the first passage holding a gold quote, within the top 10
@@ -166,11 +172,17 @@ def evaluate_one(
         return row, []
     row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
     row.answer, row.abstained, row.citations = answer.text, answer.abstained, len(answer.citations)
+    if answer.short:
+        row.answer = f"{answer.short} | {answer.text}"
     row.timings = dict(answer.timings)
 
     if item.answerable:
         row.matched = None if answer.abstained else m.matches_gold(m.answer_text(answer), item.answers)
         row.correct = row.matched is not None
+        row.strict = not answer.abstained and m.matches_gold(m.first_statement(answer), item.answers) is not None
+        if answer.short and not answer.abstained:
+            row.short = answer.short
+            row.short_correct = m.matches_gold(answer.short, item.answers) is not None
         if answer.abstained:
             row.failures.append("abstained on an answerable question")
         elif not row.correct:
@@ -216,6 +228,11 @@ def aggregate(rows: Sequence[QuestionResult], verdicts: Sequence[m.SentenceSuppo
     return {
         "n": len(rows),
         "answer_accuracy": m.ratio(sum(bool(r.correct) for r in answerable), len(answerable)),
+        "strict_answer_accuracy": m.ratio(sum(bool(r.strict) for r in answerable), len(answerable)),
+        "short_coverage": m.ratio(sum(r.short_correct is not None for r in answerable), len(answerable)),
+        "short_precision": m.ratio(
+            sum(bool(r.short_correct) for r in answerable), sum(r.short_correct is not None for r in answerable)
+        ),
         "hit_at_k": m.ratio(sum(bool(r.hit) for r in retrieval), len(retrieval)),
         "mrr_at_10": m.ratio(sum(m.reciprocal_rank(r.rank, MRR_CUTOFF) for r in retrieval), len(retrieval)),
         "citation_validity": m.ratio(sum(bool(r.citation_valid) for r in cited), len(cited)),
@@ -284,6 +301,8 @@ def evaluate(
 #: command-line option -> metric key
 GATES = {
     "--min-answer-accuracy": "answer_accuracy",
+    "--min-strict-accuracy": "strict_answer_accuracy",
+    "--min-short-precision": "short_precision",
     "--min-hit-at-k": "hit_at_k",
     "--min-citation-precision": "citation_precision",
     "--min-citation-recall": "citation_recall",

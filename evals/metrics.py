@@ -67,6 +67,26 @@ def answer_text(answer: Answer) -> str:
     return strip_markers(answer.text)
 
 
+#: how an answer that shows conflicting reports opens (it then states no single answer first)
+CONFLICT_OPENING = "The articles disagree"
+
+
+def first_statement(answer: Answer) -> str:
+    """What a reader sees first: the short answer when there is one, else the answer's first sentence.
+
+    An answer opening with "The articles disagree" states no single answer first (empty string).
+    """
+    if answer.abstained:
+        return ""
+    if answer.short:
+        return answer.short
+    if strip_markers(answer.text).startswith(CONFLICT_OPENING):
+        return ""
+    if answer.sentences:
+        return answer.sentences[0].text
+    return strip_markers(answer.text)
+
+
 def matches_gold(text: str, answers: Iterable[str]) -> str | None:
     """The first gold answer contained in ``text`` (case-insensitive, whitespace folded), or None."""
     haystack = fold(text).casefold()

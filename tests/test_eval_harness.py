@@ -26,6 +26,9 @@ METRIC_KEYS = {
     "abstention_recall",
     "latency_p50_ms",
     "latency_p95_ms",
+    "strict_answer_accuracy",
+    "short_coverage",
+    "short_precision",
 }
 
 TEXT = (
