@@ -6,7 +6,7 @@ Two steps:
           answerer, the real stores) and writes each candidate sentence's named features, whether it holds a
           gold answer, and the short answer it would give, to a JSONL file.
 ``fit``   reads the dumps, fits the sentence-selection model (logistic regression over
-          ``retrieval.selection.SENTENCE_FEATURES``), the abstention model (over ``QUESTION_FEATURES``) and
+          ``retrieval.selection.SENTENCE_FEATURES``), the abstention model (over ``ABSTENTION_FEATURES``) and
           the short-answer threshold with grouped k-fold cross-validation (folds are whole questions,
           stratified by dataset), prints the held-out figures per dataset, then refits on everything and
           writes ``retrieval/selection_weights.json`` with the held-out figures recorded beside the weights.
@@ -60,7 +60,7 @@ def dump(sets: list[str], out: Path, k: int) -> None:
                     "id": item.id,
                     "answerable": item.answerable,
                     "question": {key: qf.get(key, 0.0) for key in ("max_overlap", "covered", "rare_missing",
-                                                                    "wants_item")},
+                                                                    "wants_item", "max_typed_predicate")},
                     "candidates": [],
                 }
                 for cand in candidates:
@@ -123,19 +123,25 @@ def _fit_listwise(records: list[dict], names: tuple[str, ...], l2: float) -> dic
     """
     from scipy.optimize import minimize
 
+    from retrieval.selection import FIXED_SELECTION
+
+    names = tuple(n for n in names if n not in FIXED_SELECTION)
     groups = []
     for r in records:
         labels = np.asarray([c["label"] for c in r["candidates"]], dtype=bool)
         if r["answerable"] and labels.any():
-            groups.append((np.asarray([[c["features"].get(n, 0.0) for n in names] for c in r["candidates"]]), labels))
-    stacked = np.vstack([x for x, _ in groups])
+            x = np.asarray([[c["features"].get(n, 0.0) for n in names] for c in r["candidates"]])
+            offset = np.asarray([sum(w * c["features"].get(n, 0.0) for n, w in FIXED_SELECTION.items())
+                                 for c in r["candidates"]])
+            groups.append((x, offset, labels))
+    stacked = np.vstack([x for x, _, _ in groups])
     means, scales = _standardise(stacked)
-    groups = [((x - means) / scales, y) for x, y in groups]
+    groups = [((x - means) / scales, o, y) for x, o, y in groups]
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         total, grad = l2 * float(w @ w), 2 * l2 * w
-        for z, y in groups:
-            s = z @ w
+        for z, o, y in groups:
+            s = z @ w + o
             e = np.exp(s - s.max())
             p = e / e.sum()
             mass = p[y].sum()
@@ -151,6 +157,7 @@ def _fit_listwise(records: list[dict], names: tuple[str, ...], l2: float) -> dic
         "bias": 0.0,
         "means": {n: float(m) for n, m in zip(names, means, strict=True)},
         "scales": {n: float(v) for n, v in zip(names, scales, strict=True)},
+        "fixed": dict(FIXED_SELECTION),
     }
 
 
@@ -170,6 +177,7 @@ def _question_features(record: dict, best: dict, best_logit: float, best_prob: f
         "best_context_overlap": f["context_overlap"],
         "best_typed": f["typed"],
         "best_support": f["support"],
+        "best_predicate": f.get("predicate", 0.0),
         **record["question"],
     }
 
@@ -217,7 +225,8 @@ def _choose_short(pairs: list[tuple[float, bool]], precision: float) -> float:
 def fit(
     paths: list[Path], n_folds: int, seed: int, c: float, l2: float, write: bool, short_precision: float
 ) -> dict:
-    from retrieval.selection import QUESTION_FEATURES, SENTENCE_FEATURES, WEIGHTS_FILE
+    from retrieval.selection import ABSTENTION_FEATURES as QUESTION_FEATURES
+    from retrieval.selection import SENTENCE_FEATURES, WEIGHTS_FILE
 
     records = [json.loads(line) for p in paths for line in p.read_text(encoding="utf-8").splitlines() if line]
     fold = _folds(records, n_folds, seed)
@@ -312,7 +321,7 @@ def main() -> None:
     f.add_argument("dumps", type=Path, nargs="+")
     f.add_argument("--folds", type=int, default=5)
     f.add_argument("--seed", type=int, default=13)
-    f.add_argument("--c", type=float, default=1.0, help="abstention model: inverse regularisation strength")
+    f.add_argument("--c", type=float, default=0.1, help="abstention model: inverse regularisation strength")
     f.add_argument("--l2", type=float, default=3.0, help="selection model: L2 penalty on standardised weights")
     f.add_argument("--short-precision", type=float, default=0.95,
                    help="precision the short-answer threshold aims for on training folds")

@@ -140,7 +140,7 @@ class ExtractiveAnswerer:
     #: weight of embedding similarity against term overlap in a sentence's relevance (which orders the vote)
     dense_weight = 0.5
     #: a second sentence is quoted when its probability is at least this share of the best one's
-    second_ratio = 0.8
+    second_ratio = 0.3
     max_sentences = 2
     #: share of a sentence's relevance that comes from the passage around it
     context_weight = 0.3
@@ -150,8 +150,6 @@ class ExtractiveAnswerer:
     near_copy = 0.9
     #: how many of the most relevant sentences vote on the candidate answers
     vote_pool = 12
-    #: a short answer is shown only when the item's support leads the sentence's next item by this much
-    short_margin = 0.3
 
     def __init__(
         self, searcher: HybridSearcher, store: Store, settings: Settings, models: Models | None = None
@@ -221,17 +219,24 @@ class ExtractiveAnswerer:
             s_tokens = set(tokenize(cand.text))
             p_tokens = _passage_tokens(cand.passage.text)
             body = DATELINE.sub("", cand.text, count=1)  # a snippet's date is not what it is about
-            items = item_spans(cand.text, q.kind, q.tokens) if q.kind else []
+            items = _items_of(cand.text, q)
             f = cand.features
             f["dense"] = float(np.dot(q_vec, vec))
             f["overlap"] = sum(w for t, w in weight.items() if t in s_tokens) / total
             f["context_dense"] = float(np.dot(q_vec, p_vecs[cand.passage.chunk_id]))
             f["context_overlap"] = sum(w for t, w in weight.items() if t in p_tokens) / total
-            prev_tokens = _passage_tokens(cand.previous) if cand.previous else frozenset()
+            # a question before it ("Who will win the 2031 Cup?") sets up speculation, not a fact it completes
+            asks = bool(cand.previous) and cand.previous.rstrip(" \"'”’").endswith("?")
+            prev_tokens = _passage_tokens(cand.previous) if cand.previous and not asks else frozenset()
             f["prev_overlap"] = sum(w for t, w in weight.items() if t in prev_tokens) / total
             f["window_overlap"] = sum(w for t, w in weight.items() if t in prev_tokens or t in s_tokens) / total
+            f["predicate"] = (
+                sum(w for t, w in weight.items() if t in q.predicate and (t in prev_tokens or t in s_tokens))
+                / (sum(w for t, w in weight.items() if t in q.predicate) or 1.0)
+                if q.predicate else 1.0
+            )
             f["rank"] = 1.0 / (1.0 + cand.rank)
-            typed = q.kind is None or has_type(cand.text, q.kind, q.text)
+            typed = q.kind is None or (bool(items) if q.unit else has_type(cand.text, q.kind, q.text))
             f["typed"] = float(q.kind is not None and typed)
             f["untyped"] = float(not typed)
             f["ambiguity"] = min(len({key for key, _, _ in items}), 4) / 4
@@ -239,6 +244,7 @@ class ExtractiveAnswerer:
             f["focus_proximity"] = _proximity(cand.text, items, q.focus) if q.focus else 0.0
             f["novelty"] = min(len(s_tokens - q.tokens - q.borrowed), 6) / 6
             f["question_mark"] = float(cand.text.rstrip(" \"'”’").endswith("?"))
+            f["headline"] = float(not cand.text.rstrip(" \"'”’)]").endswith((".", "!", "?", "…")))
             f["constraint_miss"] = (
                 (2.0 - constraint_share(wanted, body) - constraint_share(wanted, cand.passage.text)) / 2
                 if wanted else 0.0
@@ -313,6 +319,11 @@ class ExtractiveAnswerer:
             "best_typed": best.features["typed"],
             "best_support": best.features["support"],
             "max_overlap": max(c.features["overlap"] for c in candidates),
+            "best_predicate": best.features["predicate"],
+            # the question's predicate said beside an item of the asked kind, anywhere in the candidates
+            "max_typed_predicate": max(
+                (c.features["predicate"] for c in candidates if c.features["untyped"] == 0.0), default=0.0
+            ),
             "covered": sum(w for t, w in weight.items() if t in seen) / total,
             "rare_missing": max(missing, default=0.0) / (max(weight.values(), default=1.0) or 1.0),
             "wants_item": float(q.wants_item),
@@ -351,7 +362,7 @@ class ExtractiveAnswerer:
         sentences: list[AnswerSentence] = []
         conflicts = 0
         for cand in chosen:
-            agree, disagree = self._related(cand, candidates, chosen, q.text)
+            agree, disagree = self._related(cand, candidates, chosen, q)
             numbers = [book.cite(cand.passage, cand.start, cand.end, cand.text)]
             numbers += [book.cite(o.passage, o.start, o.end, o.text) for o in agree]
             numbers = list(dict.fromkeys(n for n in numbers if n is not None))
@@ -396,7 +407,10 @@ class ExtractiveAnswerer:
         """The item of the asked kind that ``best`` states, unless it states rival ones the articles don't settle."""
         if not q.wants_item:
             return None
-        items = item_spans(best.text, q.kind, q.tokens)
+        opening = DATELINE.match(best.text)
+        start = opening.end() if opening else 0
+        # a single capitalised word opening the sentence ("Currently", "Reuters") is too often no name at all
+        items = [(k, s, e) for k, s, e in _items_of(best.text, q) if not (s <= start and " " not in k)]
         if not items:
             return None
         ranked = sorted(
@@ -414,8 +428,10 @@ class ExtractiveAnswerer:
         keys = {r[3] for r in ranked}
         top = ranked[0]
         rivals = [r for r in ranked[1:] if not (r[3] in top[3] or top[3] in r[3])]
-        if len(keys) > 1 and rivals and top[0] <= rivals[0][0] and top[1] - rivals[0][1] < self.short_margin:
-            return None  # two items of the asked kind, and neither the question nor the articles settle which
+        if len(keys) > 1 and rivals and (top[0] <= rivals[0][0] or top[1] < rivals[0][1]):
+            # two items of the asked kind: only the noun asked about, standing closer to one, settles which
+            # (how often the articles repeat an item does not: a losing finalist is named as often as the winner)
+            return None
         return best.text[top[4] : top[5]]
 
     def _same_fact(self, cand: Candidate, chosen: list[Candidate]) -> bool:
@@ -423,19 +439,23 @@ class ExtractiveAnswerer:
         return bool(np.max(vecs[1:] @ vecs[0]) >= self.corroboration)
 
     def _related(
-        self, cand: Candidate, candidates: list[Candidate], chosen: list[Candidate], question: str
+        self, cand: Candidate, candidates: list[Candidate], chosen: list[Candidate], q: Question
     ) -> tuple[list[Candidate], list[Candidate]]:
         """Sentences of other articles that state the same as ``cand`` (agree) or a variant of it (disagree).
 
-        A close paraphrase with other numbers, or a near-copy with other names, disagrees.
+        A sentence agrees when it says the same with the same numbers and names. Two sentences disagree when
+        both state an item of the asked kind and none in common ("37 died" and "41 died"), or, for a question
+        asking for no item, when one is a near-copy of the other with other numbers or names. A related
+        sentence that merely mentions another number neither agrees nor disagrees.
         """
         others = [c for c in candidates if c.passage.article_id != cand.passage.article_id and c not in chosen]
         if not others:
             return [], []
         vecs = self._embed([cand.text, *(c.text for c in others)])
         sims = vecs[1:] @ vecs[0]
-        digits, names = _facts(cand.text, question)
-        wanted = constraints(question)
+        digits, names = _facts(cand.text, q.text)
+        items = _items(cand.text, q)
+        wanted = constraints(q.text)
         coverage = constraint_share(wanted, cand.passage.text)
         seen: set[str] = set()
         agree, disagree = [], []
@@ -443,12 +463,18 @@ class ExtractiveAnswerer:
             if sim < self.corroboration or other.passage.article_id in seen:
                 continue
             seen.add(other.passage.article_id)
-            other_digits, other_names = _facts(other.text, question)
-            if digits != other_digits or (sim >= self.near_copy and names != other_names):
+            other_digits, other_names = _facts(other.text, q.text)
+            same = digits == other_digits and (sim < self.near_copy or names == other_names)
+            if items:
+                other_items = _items(other.text, q)
+                varies = bool(other_items) and not _compatible(items, other_items)
+            else:
+                varies = sim >= self.near_copy and not same
+            if varies:
                 # about another year or edition than the one asked for: neither agrees nor disagrees
                 if constraint_share(wanted, other.passage.text) >= coverage:
                     disagree.append(other)
-            else:
+            elif same:
                 agree.append(other)
         return agree[:3], disagree[:2]
 
@@ -470,10 +496,23 @@ class ExtractiveAnswerer:
 
 
 def partial_text(subject: str, q: Question) -> str:
-    """The honest answer when the story is there and the detail is not: "The articles cover X but don't say Y"."""
-    asked = q.text.rstrip(" ?")
-    asked = asked[0].lower() + asked[1:] if asked[:2] != asked[:2].upper() else asked
-    return f"The articles cover “{_clip(subject, 90)}” but don't say {asked}."
+    """The honest answer when the story is there and the detail is not: "The articles cover X but don't say Y".
+
+    Y is the question turned indirect where that is a plain swap ("what was the name of the driver" gives
+    "what the name of the driver was"), else the question quoted.
+    """
+    asked = " ".join(q.text.split()).rstrip(" ?")
+    if m := _INDIRECT.match(asked):
+        clause = f"{m.group(1).lower()} {m.group(3)} {m.group(2).lower()}"
+    else:
+        clause = f"the answer to “{asked}?”"
+    return f"The articles cover “{_clip(subject, 90)}” but don't say {clause}."
+
+
+_INDIRECT = re.compile(
+    r"^((?:[Ww]hat|[Ww]ho|[Ww]hich|[Ww]here|[Ww]hen|[Hh]ow (?:many|much|long|old|far)|[Ww]hose)(?: [\w’'-]+)??) "
+    r"(is|was|are|were|has been|have been|will be)\s+((?:the|a|an|this|that|these|those|his|her|its|their)\b.+|[A-Z0-9].+)$",
+)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -560,6 +599,54 @@ def _proximity(sentence: str, items: list[tuple[str, int, int]], asked: frozense
             a not in inside for a in anchors) else 0
         best = max(best, 1.0 / (1.0 + max(gap - 1, 0)))
     return best
+
+
+_CURRENCY = re.compile(r"[$£€¥]")
+_MONEY_AFTER = re.compile(
+    r"\s*(?:m|bn|k|million|billion|thousand)?\s*(?:pounds?|dollars?|euros?|yen|pence|cents?|rupees?|yuan)\b", re.I
+)
+_MONEY_WORD = re.compile(r"\b(?:pounds?|dollars?|euros?|yen|pence|cents?|rupees?|yuan)\b", re.I)
+_PERCENT_AFTER = re.compile(r"\s*(?:%|per ?cent\b)", re.I)
+
+
+def _items_of(text: str, q: Question) -> list[tuple[str, int, int]]:
+    """The items of the asked kind in ``text`` (see :func:`item_spans`), of the asked unit when it has one.
+
+    "What price" wants an amount of money ("A$4.67", "£23,000 apiece"), not "19%" or "10 domains".
+    """
+    if q.kind is None:
+        return []
+    items = item_spans(text, q.kind, q.tokens)
+    if q.unit is None:
+        return items
+    if q.unit == "money":
+        return [(k, s, e) for k, s, e in items if "%" not in k and _is_money(text, s, e)]
+    return [(k, s, e) for k, s, e in items if "%" in k or _PERCENT_AFTER.match(text, e)]
+
+
+def _is_money(text: str, start: int, end: int) -> bool:
+    """Whether the amount at ``text[start:end]`` is money: a currency sign before it or a currency word in or after it."""
+    return bool(
+        _CURRENCY.search(text[max(0, start - 3) : end]) or _MONEY_WORD.search(text[start:end])
+        or _MONEY_AFTER.match(text, end)
+    )
+
+
+def _items(text: str, q: Question) -> set[str] | None:
+    """Keys of the items of the asked kind that ``text`` states, or None when the question asks for none."""
+    if q.kind is None or not q.wants_item:
+        return None
+    return {key for key, _, _ in _items_of(text, q)}
+
+
+def _compatible(items: set[str], others: set[str]) -> bool:
+    """Whether two sentences' items share one: equal, one inside the other ("2015" in "dec-2015"), or a word."""
+    words = {w for key in items for w in re.split(r"[\s-]+", key) if len(w) > 2}
+    return any(
+        a == b or a in b or b in a or words & {w for w in re.split(r"[\s-]+", b) if len(w) > 2}
+        for a in items
+        for b in others
+    )
 
 
 def _facts(text: str, question: str) -> tuple[set[str], set[str]]:

@@ -297,7 +297,7 @@ def _amount_items(body: str, asked: AbstractSet[str]) -> list[tuple[str, int, in
 
 
 _UNIT = re.compile(
-    r"\s(?:(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|miles?|metres?|meters?|km|kg|tonnes?|"
+    r"\s?(?:[KMGT]B|GHz|MHz|mph|kph|km|kg|cm|mm|ft|lbs?)\b|\s(?:(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|miles?|metres?|meters?|km|kg|tonnes?|"
     r"goals?|points?|runs?|votes?|seats?|people|men|women|children)\b|(?![a-z]*(?:ss|us)\b)[a-z]{3,}s\b)"
 )
 
@@ -356,6 +356,9 @@ def _name_keys(body: str, asked: set[str]) -> tuple[set[str], set[str]]:
             if words:
                 runs.append((words, opens))
             words, opens = [], True
+        elif words and re.search(r"[’']s$", word):  # a possessive ends a name: "Romania's | Simona Halep"
+            runs.append((words, opens))
+            words, opens = [], False
     if words:
         runs.append((words, opens))
     keys, unsure = set(), set()

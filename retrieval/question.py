@@ -17,6 +17,13 @@ _WORD = re.compile(r"[\w’'-]+")
 # Numbers, years, ordinals, quarters and halves a relevant passage must share ("2021", "92nd", "Q2").
 _CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re.I)
 _EXPLAIN = re.compile(r"^\s*(?:why|how(?! (?:many|much|long|far|old)\b))\b|\bwhat (?:happened|is happening)\b", re.I)
+_PERCENT = re.compile(r"\b(?:percentage|per ?cent|proportion)\b", re.I)
+_MONEY = re.compile(
+    r"\b(?:price|prices|priced|cost|costs|costing|paid|pay|pays|paying|spent|spend|spending|worth|value|valued|"
+    r"salary|wages?|fees?|fined?|revenues?|profits?|sales|income|earnings|budget|bid|raised?|sum|fund|funding|"
+    r"compensation|damages|bonus)\b|\bhow much (?:did|does|do|is|was|were|are|has|had|will|would|money)\b",
+    re.I,
+)
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)
 
 
@@ -35,6 +42,10 @@ class Question:
         constraints: numbers, years, ordinals and quarters the question names.
         explanatory: a why/how question, answered by sentences, never by a short item.
         yes_no: a yes/no question ("Has either government confirmed ...?").
+        unit: for a quantity, "money" or "percent" when the question says which ("what price", "how much did
+            they pay", "what percentage"); None for counts and anything else.
+        predicate: tokens of the question's lower-case words ("pay", "salari"), what it says about its
+            named subject; a topical sentence names the subject, an answering one also says this.
     """
 
     text: str
@@ -47,6 +58,8 @@ class Question:
     constraints: frozenset[str] = field(default_factory=frozenset)
     explanatory: bool = False
     yes_no: bool = False
+    predicate: frozenset[str] = field(default_factory=frozenset)
+    unit: str | None = None
 
     @property
     def wants_item(self) -> bool:
@@ -64,6 +77,7 @@ def analyze(text: str, previous: str | None = None, *, follow_up: bool = False) 
     text = text.strip()
     query = f"{text} {previous}" if follow_up and previous else text
     tokens = frozenset(tokenize(text))
+    kind = expected_type(text)
     noun = focus_noun(text)
     focus = frozenset(tokenize(noun)) if noun else frozenset()
     return Question(
@@ -72,9 +86,26 @@ def analyze(text: str, previous: str | None = None, *, follow_up: bool = False) 
         tokens=tokens,
         borrowed=frozenset(tokenize(query)) - tokens,
         words=frozenset(w.lower() for w in _WORD.findall(text)),
-        kind=expected_type(text),
+        kind=kind,
         focus=focus,
         constraints=frozenset(constraints_of(text)),
         explanatory=bool(_EXPLAIN.search(text)),
         yes_no=bool(_YES_NO.search(text)),
+        predicate=_predicate(text, tokens),
+        unit=_unit(text) if kind == "quantity" else None,
     )
+
+
+def _unit(text: str) -> str | None:
+    """"percent" or "money" when a quantity question says which it wants, else None."""
+    if _PERCENT.search(text):
+        return "percent"
+    if _MONEY.search(text):
+        return "money"
+    return None
+
+
+def _predicate(text: str, tokens: frozenset[str]) -> frozenset[str]:
+    """Tokens of the words written in lower case (after the first): not the names the question is about."""
+    named = {t for w in _WORD.findall(text)[1:] if w[:1].isupper() for t in tokenize(w)}
+    return frozenset(tokens - named)

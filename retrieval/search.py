@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,8 @@ class HybridSearcher:
     answer_weight = 0.25
     #: how many of the best passages vote on the answer
     answer_pool = 20
+    #: share of the pool's articles that must state one answer before agreement reorders the pool
+    answer_quorum = 0.5
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings, reranker: Any = None) -> None:
         self.store = store
@@ -324,10 +327,18 @@ class HybridSearcher:
         For a question asking for a name, date, amount or place, the ``answer_pool`` best passages
         propose candidate answers (:func:`~retrieval.answer_types.stated_answers`); a passage gains
         ``answer_weight`` times the support of the best-supported candidate it states. Distractors
-        about another edition or a related event seldom agree with each other on one answer.
+        about another edition or a related event seldom agree with each other on one answer. When no
+        candidate is stated by two articles there is no agreement to use and the order stays.
         """
         pool = ranked[: self.answer_pool]
         stated = stated_answers([p.text for p in pool], kind, set(tokenize(query)))
+        backers: dict[str, set[str]] = defaultdict(set)
+        for p, keys in zip(pool, stated, strict=True):
+            for key in keys:
+                backers[key].add(p.article_id)
+        articles = len({p.article_id for p in pool})
+        if max(map(len, backers.values()), default=0) < max(2, self.answer_quorum * articles):
+            return ranked  # the pool does not agree on an answer (a story one article tells): the order stays
         support = answer_support(stated, [p.article_id for p in pool], [p.score for p in pool])
         boosted = [
             p.model_copy(update={

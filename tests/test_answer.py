@@ -16,6 +16,7 @@ from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render
 from retrieval.lexical import tokenize
 from retrieval.search import constraints
+from retrieval.selection import load_models
 from tests.conftest import CUP, SHARED
 
 DEV = [json.loads(line) for line in (SHARED / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
@@ -94,7 +95,10 @@ def test_a_fact_both_articles_report_is_cited_from_both(services: Services, samp
 def test_unanswerable_questions_abstain_without_citations(services: Services, item) -> None:
     answer = services.answerer.answer(item["question"])
     assert answer.abstained
-    assert answer.text == ABSTAIN_TEXT
+    # either the plain abstention or the partial one naming the story covered, never a quote
+    assert answer.text == ABSTAIN_TEXT or (
+        answer.text.startswith("The articles cover “") and answer.metadata.get("partial")
+    ), answer.text
     assert answer.citations == [] and answer.sentences == []
     assert "[" not in answer.text
 
@@ -244,12 +248,10 @@ def test_the_answer_most_articles_give_is_quoted_first(cup_services: Services) -
     answer = cup_services.answerer.answer(question)
     assert_well_formed(answer, cup_services.store)
     assert "Selma Varga" in answer.sentences[0].text, answer.text
-    assert answer.metadata["support"] == 1.0
-    assert "Tomas Reed" not in answer.text  # the 2030 edition
-    # without the vote, the sentence closest to the question (naming a commentator) came first
-    unvoted = ExtractiveAnswerer(cup_services.searcher, cup_services.store, cup_services.settings)
-    unvoted.support_weight = 0.0
-    plain = unvoted.answer(question)
-    assert "Selma Varga" not in plain.sentences[0].text, plain.text
-    # whether to answer at all does not depend on the vote
-    assert plain.metadata["best_score"] == answer.metadata["best_score"]
+    assert answer.metadata["support"] == 1.0 and answer.metadata["features"]["support"] == 1.0
+    assert "Tomas Reed" not in answer.text  # the 2030 edition, and a preview's guess after "Who will win?"
+    # the vote is one named feature of the fitted table, and agreement across articles counts for a sentence
+    models = load_models()
+    assert models.selection.weights["support"] > 0
+    features = answer.metadata["features"]
+    assert models.selection.logit(features) > models.selection.logit({**features, "support": 0.0})
