@@ -23,6 +23,7 @@ from ingest.store import Store
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
 from newsdesk.settings import Settings
+from retrieval import recency, timeframe  # time (issue 11)
 from retrieval.answer_types import (
     DATELINE,
     YEAR,
@@ -162,6 +163,7 @@ class ExtractiveAnswerer:
         started = time.perf_counter()
         question = validate_question(question, self.settings)
         query = retrieval_query(question, history)
+        filters, window = timeframe.narrow(question, filters)  # time (issue 11): as-of date, time window
         # read more passages than are shown: sentence scoring is cheap and finds what ranking missed
         passages = self.searcher.search(query, k=2 * (k or self.settings.top_k), filters=filters)
         retrieved = time.perf_counter()
@@ -174,6 +176,7 @@ class ExtractiveAnswerer:
             answer = self._abstain(question, passages, relevance)
         else:
             answer = self._compose(question, candidates, relevance)
+        answer = recency.revise(answer, question, candidates, filters, window, self)  # time (issue 11)
         answer.timings = {
             "retrieve_ms": round((retrieved - started) * 1000, 2),
             "score_ms": round((scored - retrieved) * 1000, 2),
