@@ -7,6 +7,7 @@ Values come from, in order of precedence: explicit keyword arguments, environmen
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -86,6 +87,16 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, description="Base URL for an OpenAI-compatible server.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM provider.")
     llm_timeout: float = Field(60.0, gt=0)
+
+    # --- time (issue 11) ----------------------------------------------------------------------------
+    as_of: date | None = Field(
+        None, description="'Today' for answers: later articles are ignored and 'last week' is read from it. "
+        "Unset: the real date.",
+    )
+    stale_after_days: int = Field(
+        30, ge=0, description="An answer citing only articles older than this many days before the as-of date "
+        "says so.",
+    )
 
     # --- discord bot -------------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(

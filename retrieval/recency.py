@@ -379,6 +379,7 @@ def revise(answer: Answer, question: str, candidates: list[Any], filters: Search
 def _with_note(answer: Answer, as_of: date, answerer: Any) -> Answer:
     days = getattr(answerer.settings, "stale_after_days", 30)
     note = stale_note(answer, as_of, days)
-    if note:
+    if note:  # in the text, so every front end shows it (not a sentence: it quotes nothing)
         answer.metadata["stale"] = note
+        answer.text = f"{answer.text}\n\n{note}"
     return answer

@@ -167,12 +167,20 @@ def find_window(question: str, as_of: date) -> Window | None:
     return Window(since, until, tuple(phrases), unresolved)
 
 
-def narrow(question: str, filters: SearchFilters | None) -> tuple[SearchFilters, Window | None]:
+def narrow(question: str, filters: SearchFilters | None, as_of: date | None = None
+           ) -> tuple[SearchFilters, Window | None]:
     """``filters`` with the question's time window applied (and its as-of date kept).
 
     The window only narrows what the caller asked for: an explicit ``--since`` / ``--until`` still holds.
+
+    Args:
+        question: the question.
+        filters: the caller's filters; their ``as_of`` wins over ``as_of``.
+        as_of: the default as-of date (the ``as_of`` setting); None: today.
     """
     filters = filters or SearchFilters()
+    if filters.as_of is None and as_of is not None:
+        filters = SearchFilters(**{**filters.model_dump(), "as_of": as_of})
     as_of = filters.today()
     window = find_window(question, as_of)
     if window is None or (window.since is None and window.until is None):
