@@ -167,3 +167,5 @@ def _register_eval() -> None:
 
 
 _register_eval()
+
+from newsdesk import time_commands  # noqa: E402,F401 - registers digest and watch (issue 11)
