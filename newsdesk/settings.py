@@ -98,6 +98,10 @@ class Settings(BaseSettings):
         "says so.",
     )
 
+    watch_max_backoff: float = Field(
+        3600.0, gt=0, description="Longest wait (seconds) before `newsdesk watch` retries a failing source.",
+    )
+
     # --- discord bot -------------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSDESK_DISCORD_TOKEN")

@@ -78,3 +78,45 @@ def digest(
         for index, group in enumerate(groups, start=1):
             for line in format_group(index, group):
                 out.print(line, highlight=False)
+
+
+@app.command()
+def watch(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories, http(s) URLs or RSS/Atom feeds.",
+                                                metavar="PATH_OR_URL...")],
+    every: Annotated[str, typer.Option("--every", help="Interval between runs: 30s, 15m, 2h.")] = "15m",
+    prune: Annotated[bool, typer.Option("--prune", help="Also remove articles that vanished from watched "
+                                        "directories and feeds.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Run once and exit (for cron).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-ingest sources on a schedule: incremental, with backoff for failing sources; SIGTERM stops cleanly."""
+    import logging
+    import sys
+
+    from ingest.watch import Watcher, parse_every, stop_on_signals
+
+    with user_errors():
+        try:
+            seconds = parse_every(every)
+        except ValueError:
+            raise UsageError(f"--every wants an interval like 30s, 15m or 2h, not {every!r}") from None
+        settings = make_settings(data_dir)
+        store = open_store(settings)
+        from ingest.embedding import LazyEmbedder
+        from newsdesk.cli import load_embedder
+
+        embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
+                                lambda: load_embedder(settings))
+        logger = logging.getLogger("newsdesk.watch")
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s watch %(message)s", "%Y-%m-%dT%H:%M:%S"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        watcher = Watcher(inputs, settings, store, embedder, every=seconds, prune=prune,
+                          max_backoff=settings.watch_max_backoff)
+        logger.info("watching %d source(s) every %s%s", len(watcher.sources), every, " (once)" if once else "")
+        with stop_on_signals(watcher):
+            watcher.run_forever(once=once)
