@@ -3,8 +3,10 @@
 A question is read against an as-of date ("today" for it). Phrases are found by pattern and resolved
 with calendar arithmetic from python-dateutil (weeks run Monday to Sunday, "on Tuesday" is the most
 recent Tuesday before the as-of date, "this month" is the as-of date's calendar month) and explicit
-dates ("March 4", "4 March", "2024-03-04") with dateparser, relative to the as-of date and preferring
-the past. Every window found is intersected; a day an event happened also admits the next day's
+dates after "since", "after", "before", "until" or "as of" ("since March 4", "as of 12 March") with
+dateparser, relative to the as-of date and preferring the past. A bare date ("if the election is on
+5 May", "the 7 July bombings") names an event, not when it was reported, and is left to ranking.
+Every window found is intersected; a day named by a weekday or "yesterday" also admits the next day's
 reports of it. Phrases naming an event rather than a date ("since the election") are reported as
 unresolved and not applied.
 """
@@ -30,7 +32,7 @@ _EXPLICIT = re.compile(
     rf"(?:,?\s+\d{{4}})?|\d{{4}}-\d{{2}}-\d{{2}})",
     re.I,
 )
-_BOUND = re.compile(r"\b(since|after|from|before|until|till|by|as of)\s+(?:the\s+)?$", re.I)
+_BOUND = re.compile(r"\b(since|after|before|until|till|as of)\s+$", re.I)
 _IN_MONTH = re.compile(rf"\b(?:in|during|throughout)\s+(?:early\s+|late\s+|mid-?)?({'|'.join(_MONTHS)})\b"
                        r"(?:\s+(\d{4}))?", re.I)
 _WEEKDAY = re.compile(rf"\b(?:on|last|this past)\s+({'|'.join(_WEEKDAYS)})\b", re.I)
@@ -129,21 +131,15 @@ def find_window(question: str, as_of: date) -> Window | None:
     """
     spans: list[tuple[date | None, date | None]] = []
     phrases: list[str] = []
-    explicit: list[date] = []
     for m in _EXPLICIT.finditer(question):
+        bound = _BOUND.search(question[: m.start()])
+        if not bound:  # a bare date names an event ("if the election is on 5 May"), not when it was reported
+            continue
         found = _parse_explicit(m.group(0), as_of)
         if found is None:
             continue
-        bound = _BOUND.search(question[: m.start()])
-        phrases.append((bound.group(0) if bound else "") + m.group(0))
-        if bound and bound.group(1).lower() in ("since", "after", "from"):
-            spans.append((found, None))
-        elif bound:
-            spans.append((None, found))
-        else:
-            explicit.append(found)
-    if explicit:  # one day named, or several ("between March 4 and March 12"): from the first to the last
-        spans.append((min(explicit), _day(max(explicit), as_of)[1] if max(explicit) <= as_of else max(explicit)))
+        phrases.append(bound.group(0) + m.group(0))
+        spans.append((found, None) if bound.group(1).lower() in ("since", "after") else (None, found))
     for m in _IN_MONTH.finditer(question):
         month = _MONTHS.index(m.group(1).lower()) + 1
         year = int(m.group(2)) if m.group(2) else (as_of.year if month <= as_of.month else as_of.year - 1)
