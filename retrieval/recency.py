@@ -23,7 +23,7 @@ Everything quoted goes through :class:`~retrieval.citations.CitationBook` (verba
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -62,6 +62,7 @@ class Mention:
     old: bool  # introduced by "from": the previous value of a change
     clause: str = ""
     same: float = 0.0  # cosine of its clause with the slot anchor's
+    affirms: bool = False  # states the value as current (not "had", "earlier", "from N"...)
 
     @property
     def published(self) -> date | None:
@@ -131,6 +132,12 @@ def _fmt_date(d: date | None) -> str:
 CHANGE_ABSTAIN_SHARE = 0.8
 #: weight of the sentence's relevance in a figure's score (beside its clause's similarity and word overlap)
 RELEVANCE_WEIGHT = 0.25
+#: words marking a sentence as background: a figure it restates is not being reported as current
+BACKGROUND = re.compile(
+    r"\b(had|earlier|originally|initially|previous(?:ly)?|ago|began|at the time|on election night|"
+    r"last (?:week|month|year|night|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
+    re.I,
+)
 _CLAUSE_BREAK = re.compile(r"[,;:()\u2014\u2013]|\s-\s|\b(?:and|but|while|although|which)\b", re.I)
 
 
@@ -180,10 +187,17 @@ def slot(question: str, candidates: list[Any], idf: Any, embed: Any, *, pool: in
         m.same = float(sim)
     chosen_ = [m for m in found if m.unit == top.unit and m.same >= same and m.score >= top.score - near]
     values = {m.value for m in chosen_}
-    # a value dates from its first mention anywhere in the pool: restated later, it is not new
-    earlier = [m for m in found if m.unit == top.unit and m.value in values and m not in chosen_]
+    # a value dates from its first mention anywhere among the candidates: restated later, it is not new;
+    # restated later as current (no "had", "earlier", "last month"...), it is still the value then
+    pool_ids = {id(m.cand) for m in found}
+    wider = [m for c in candidates if id(c) not in pool_ids for m in mentions(c, q_weights)
+             if m.value in values and m.published is not None]
+    earlier = [m for m in [*found, *wider] if m.unit == top.unit and m.value in values and m not in chosen_]
     for m in earlier:
+        m.affirms = not m.old and not BACKGROUND.search(m.cand.text)
         m.old = True  # dates the value; never the article's own figure
+    for m in chosen_:
+        m.affirms = not m.old and not BACKGROUND.search(m.cand.text)
     return chosen_ + earlier
 
 
@@ -193,6 +207,9 @@ class Timeline:
 
     first_seen: dict[str, date]
     current: dict[str, list[Mention]]  # value -> the mentions reporting it as an article's own figure
+    #: figures of another slot: first appearing in an article that still states an older value as current
+    #: ("shares closed at 276 pence, below the offer price of 282 pence"), so not a revision of it
+    side: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, found: list[Mention]) -> Timeline:
@@ -208,18 +225,31 @@ class Timeline:
         current: dict[str, list[Mention]] = {}
         for m in own.values():
             current.setdefault(m.value, []).append(m)
-        return cls(first_seen, current)
+        affirmed_in: dict[str, set[str]] = {}
+        for m in found:
+            if m.affirms:
+                affirmed_in.setdefault(m.value, set()).add(m.article)
+        side = set()
+        for m in found:
+            if m.published != first_seen[m.value]:
+                continue
+            if any(other != m.value and first_seen[other] < first_seen[m.value] and m.article in articles
+                   for other, articles in affirmed_in.items()):
+                side.add(m.value)
+        return cls(first_seen, current, side)
 
     def newest(self) -> list[str]:
         """Values first reported on the newest date among the reported ones (several: a disagreement)."""
-        if not self.current:
+        live = [v for v in self.current if v not in self.side]
+        if not live:
             return []
-        last = max(self.first_seen[v] for v in self.current)
-        return sorted((v for v in self.current if self.first_seen[v] == last), key=lambda v: -self._weight(v))
+        last = max(self.first_seen[v] for v in live)
+        return sorted((v for v in live if self.first_seen[v] == last), key=lambda v: -self._weight(v))
 
     def earliest(self) -> str | None:
-        """The value first reported earliest."""
-        return min(self.first_seen, key=lambda v: self.first_seen[v]) if self.first_seen else None
+        """The value first reported earliest (figures of another slot aside)."""
+        values = [v for v in self.first_seen if v not in self.side]
+        return min(values, key=lambda v: self.first_seen[v]) if values else None
 
     def _weight(self, value: str) -> float:
         return max(m.score for m in self.current[value])
@@ -247,7 +277,7 @@ def compose(question: str, found: list[Mention], mode: str | None, book: Citatio
     newest = line.newest()
     if not newest:
         return None
-    values = set(line.first_seen)
+    values = set(line.first_seen) - line.side
     if mode is None and len(values) < 2:
         return None
 
@@ -296,7 +326,8 @@ def compose(question: str, found: list[Mention], mode: str | None, book: Citatio
     number = cite(src)
     if number is None:
         return None
-    older = sorted((v for v in line.first_seen if line.first_seen[v] < line.first_seen[new] and v not in newest),
+    older = sorted((v for v in line.first_seen
+                    if line.first_seen[v] < line.first_seen[new] and v not in newest and v not in line.side),
                    key=lambda v: line.first_seen[v], reverse=True)
     lead = [AnswerSentence(text=f"{new}, as of {_fmt_date(src.published)} ({src.cand.passage.source}).",
                            citations=[number])]
