@@ -22,6 +22,7 @@ Everything quoted goes through :class:`~retrieval.citations.CitationBook` (verba
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,6 +36,7 @@ from retrieval.citations import CitationBook, render
 from retrieval.lexical import tokenize
 from retrieval.timeframe import Window
 
+log = logging.getLogger(__name__)
 LATEST = re.compile(r"\b(latest|current(?:ly)?|now|so far|most recent|to date|still|at present|newest)\b", re.I)
 CHANGE = re.compile(
     r"\bby how (?:much|many)\b.*\b(rise|rose|risen|increase[ds]?|fall|fell|fallen|drop(?:ped)?|grow|grew|grown|"
@@ -377,18 +379,26 @@ def revise(answer: Answer, question: str, candidates: list[Any], filters: Search
     answer.metadata["as_of"] = as_of.isoformat()
     if window is not None:
         answer.metadata["time_window"] = window.to_json()
+    try:
+        answer = _revise(answer, question, candidates, as_of, answerer)
+    except Exception:  # noqa: BLE001 - dating an answer must never lose it: keep the answer as composed
+        log.exception("recency: could not date the answer to %r", question)
+    return _with_note(answer, as_of, answerer)
+
+
+def _revise(answer: Answer, question: str, candidates: list[Any], as_of: date, answerer: Any) -> Answer:
     mode = question_mode(question)
     if expected_type(question) in ("time", "name", "place"):
-        return _with_note(answer, as_of, answerer)
+        return answer
     if answer.abstained:
         # a change is stated by no sentence, so none scores high: it may still be computed from two reports
         best = answer.metadata.get("best_score")
         threshold = answerer.settings.abstain_threshold
         if mode != "change" or best is None or best < CHANGE_ABSTAIN_SHARE * threshold:
-            return _with_note(answer, as_of, answerer)
+            return answer
     found = slot(question, candidates, answerer.searcher.idf, answerer._embed)
     if not found:
-        return _with_note(answer, as_of, answerer)
+        return answer
     articles = sorted({m.article for m in found})
     book = CitationBook(answerer.store.article_texts(articles))
     sentences = compose(question, found, mode, book)
@@ -404,7 +414,7 @@ def revise(answer: Answer, question: str, candidates: list[Any], filters: Search
             "metadata": {**answer.metadata, "recency": mode or "revised", "lead": render(lead),
                          "values": {v: d.isoformat() for v, d in Timeline.build(found).first_seen.items()}},
         })
-    return _with_note(answer, as_of, answerer)
+    return answer
 
 
 def _with_note(answer: Answer, as_of: date, answerer: Any) -> Answer:
