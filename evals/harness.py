@@ -162,7 +162,7 @@ def evaluate_one(
     row = QuestionResult(id=item.id, question=item.question, answerable=item.answerable, kind=item.kind,
                          as_of=item.as_of)
     # --- time (issue 11): the question's as-of date and time window apply to retrieval as well ---
-    filters, _ = narrow(item.question, SearchFilters(as_of=item.as_of) if item.as_of else None)
+    filters, _ = narrow(item.question, SearchFilters(as_of=item.as_of) if item.as_of else None, searcher=searcher)
     if item.answerable and item.evidence:
         passages = searcher.search(item.question, k=max(k, MRR_CUTOFF), filters=filters)
         row.rank = m.first_hit_rank([p.text for p in passages[:MRR_CUTOFF]], [e.quote for e in item.evidence])

@@ -163,7 +163,7 @@ class ExtractiveAnswerer:
         started = time.perf_counter()
         question = validate_question(question, self.settings)
         query = retrieval_query(question, history)
-        filters, window = timeframe.narrow(question, filters, self.settings.as_of)  # time (issue 11): as-of date, time window
+        filters, window = timeframe.narrow(question, filters, self.settings.as_of, self.searcher)  # time (issue 11)
         # read more passages than are shown: sentence scoring is cheap and finds what ranking missed
         passages = self.searcher.search(query, k=2 * (k or self.settings.top_k), filters=filters)
         retrieved = time.perf_counter()

@@ -336,7 +336,7 @@ class LLMAnswerer:
                 logger.warning("condensing the follow-up failed: %s", notes["condense_error"])
             llm_seconds += time.perf_counter() - before
             timings["condense_ms"] = _ms(time.perf_counter() - before)
-        filters, _ = timeframe.narrow(question, filters, self.settings.as_of)  # time (issue 11): as-of, window
+        filters, _ = timeframe.narrow(question, filters, self.settings.as_of, self.searcher)  # time (issue 11)
         before = time.perf_counter()
         passages = self.searcher.search(query, k=k or self.settings.top_k, filters=filters)
         timings["retrieve_ms"] = _ms(time.perf_counter() - before)

@@ -7,8 +7,9 @@ dates after "since", "after", "before", "until" or "as of" ("since March 4", "as
 dateparser, relative to the as-of date and preferring the past. A bare date ("if the election is on
 5 May", "the 7 July bombings") names an event, not when it was reported, and is left to ranking.
 Every window found is intersected; a day named by a weekday or "yesterday" also admits the next day's
-reports of it. Phrases naming an event rather than a date ("since the election") are reported as
-unresolved and not applied.
+reports of it. A phrase naming an event rather than a date ("since the election") is resolved, when a
+searcher is given, to the date of the earliest article among the best matches that names the event;
+otherwise it is reported as unresolved and not applied.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE, relativedelta
 
@@ -163,7 +165,23 @@ def find_window(question: str, as_of: date) -> Window | None:
     return Window(since, until, tuple(phrases), unresolved)
 
 
-def narrow(question: str, filters: SearchFilters | None, as_of: date | None = None
+def event_date(searcher: Any, event: str, question: str, filters: SearchFilters, k: int = 10) -> date | None:
+    """When an event named in a question ("since the election") was first reported, or None.
+
+    The question (the event's words first) is searched up to the as-of date; of the best passages that
+    name the event's last word, the earliest publication date is the event's. None when no passage
+    names it or none is dated.
+    """
+    from retrieval.lexical import STOPWORDS
+
+    words = [w for w in event.split() if w.lower() not in STOPWORDS] or event.split()
+    head = words[-1].lower()
+    passages = searcher.search(f"{event} {question}", k=k, filters=filters)
+    dated = [p.published for p in passages if p.published and re.search(rf"\b{re.escape(head)}", p.text, re.I)]
+    return min(dated) if dated else None
+
+
+def narrow(question: str, filters: SearchFilters | None, as_of: date | None = None, searcher: Any = None
            ) -> tuple[SearchFilters, Window | None]:
     """``filters`` with the question's time window applied (and its as-of date kept).
 
@@ -173,12 +191,22 @@ def narrow(question: str, filters: SearchFilters | None, as_of: date | None = No
         question: the question.
         filters: the caller's filters; their ``as_of`` wins over ``as_of``.
         as_of: the default as-of date (the ``as_of`` setting); None: today.
+        searcher: when given, "since the <event>" is resolved to the event's first report
+            (:func:`event_date`); otherwise such phrases stay unresolved.
     """
     filters = filters or SearchFilters()
     if filters.as_of is None and as_of is not None:
         filters = SearchFilters(**{**filters.model_dump(), "as_of": as_of})
     as_of = filters.today()
     window = find_window(question, as_of)
+    if window is not None and window.unresolved and searcher is not None:
+        resolved = [(phrase, event_date(searcher, phrase.split(None, 2)[-1], question, filters))
+                    for phrase in window.unresolved]
+        found = [(phrase, day) for phrase, day in resolved if day is not None]
+        if found:
+            since = max([day for _, day in found] + ([window.since] if window.since else []))
+            window = Window(since, window.until or as_of, (*window.phrases, *(p for p, _ in found)),
+                            tuple(p for p, day in resolved if day is None))
     if window is None or (window.since is None and window.until is None):
         return filters, window
     since = max(d for d in (filters.since, window.since) if d) if (filters.since or window.since) else None

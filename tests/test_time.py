@@ -247,6 +247,15 @@ def test_the_question_time_window_shows_in_json_and_filters(dated_store: Path) -
     assert "stale" in old.metadata and old.metadata["stale"] in old.text
 
 
+@pytest.mark.slow
+def test_since_an_event_is_resolved_to_its_first_report(dated_store: Path) -> None:
+    answer = ask(dated_store, "How many people have died since the floods?", "--as-of", "2024-03-20")
+    assert answer.metadata["time_window"]["since"] == "2024-03-04"  # the first article naming the floods
+    assert answer.metadata["time_window"]["phrases"] == ["since the floods"]
+    nothing = ask(dated_store, "What has changed since the coronation?", "--as-of", "2024-03-20")
+    assert nothing.metadata["time_window"]["unresolved"] == ["since the coronation"]
+
+
 def test_as_of_rejects_a_malformed_date() -> None:
     result = invoke("ask", "What happened?", "--as-of", "last tuesday")
     assert result.exit_code == 2
