@@ -109,11 +109,27 @@ def group_near_duplicates(texts: Sequence[str], threshold: float = 0.5) -> list[
     return list(groups.values())
 
 
+#: characters segmented to find the lead sentence (the whole text when its first sentences run longer)
+LEAD_WINDOW = 600
+
+
 def lead_span(text: str) -> tuple[int, int] | None:
-    """Offsets of the first real sentence of ``text`` (a heading or dateline fragment is joined to the next)."""
+    """Offsets of the first real sentence of ``text`` (a heading or dateline fragment is joined to the next).
+
+    Only the opening ``LEAD_WINDOW`` characters are segmented (sentence splitting is what a digest of
+    thousands of articles spends its time on); when the lead runs to the end of that window, the whole
+    text is segmented instead, so a sentence is never cut.
+    """
     from ingest.chunking import sentence_spans
 
-    spans = sentence_spans(text)
+    if len(text) > LEAD_WINDOW:
+        found = _lead(sentence_spans(text[:LEAD_WINDOW]), text[:LEAD_WINDOW])
+        if found and found[1] < LEAD_WINDOW - 1:
+            return found
+    return _lead(sentence_spans(text), text)
+
+
+def _lead(spans: list, text: str) -> tuple[int, int] | None:
     for i, span in enumerate(spans):
         sentence = text[span.start : span.end]
         if len(sentence.split()) >= 6:

@@ -78,3 +78,14 @@ def test_digest_command_reads_the_store(tmp_path: Path) -> None:
     assert "2 stories from 3 articles" in text.stdout and "2 articles: Wire 2024-03-12" in text.stdout
     bad = invoke("digest", "--since", "soon", "--data-dir", str(data))
     assert bad.exit_code == 2 and "--since wants" in bad.stderr
+
+
+def test_a_lead_longer_than_the_segmented_window_is_never_cut() -> None:
+    from retrieval.digest import LEAD_WINDOW, lead_span
+
+    first = "The council said " + ", ".join(f"item {i} was approved" for i in range(LEAD_WINDOW // 10)) + "."
+    text = f"{first} A second sentence follows here with more words."
+    assert len(first) > LEAD_WINDOW
+    assert lead_span(text) == (0, len(first))
+    short = "Heavy snow closed the mountain pass on Wednesday. " * 30
+    assert lead_span(short) == (0, len("Heavy snow closed the mountain pass on Wednesday."))
