@@ -61,7 +61,9 @@ class NewsCog(commands.Cog):
         self._task: asyncio.Task | None = None
 
     def store(self) -> Any:
-        """The store named by the bot's settings (opened once)."""
+        """The answerer's store, or the one the bot's settings name (opened once)."""
+        if self._store is None:
+            self._store = getattr(self.bot.answerer, "store", None)
         if self._store is None:
             from ingest.store import Store
 
@@ -75,8 +77,9 @@ class NewsCog(commands.Cog):
             from ingest.embedding import Embedder, LazyEmbedder
             from ingest.watch import Watcher, parse_every
 
-            embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
-                                    lambda: Embedder.from_settings(settings))
+            loaded = getattr(getattr(self.bot.answerer, "searcher", None), "embedder", None)
+            embedder = loaded or LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
+                                              lambda: Embedder.from_settings(settings))
             self._watcher = Watcher(settings.watch_sources, settings, self.store(), embedder,
                                     every=parse_every(settings.watch_every), prune=settings.watch_prune,
                                     max_backoff=settings.watch_max_backoff)
