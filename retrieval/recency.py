@@ -126,8 +126,12 @@ def question_mode(question: str) -> str | None:
     return None
 
 
-def _fmt_date(d: date | None) -> str:
-    return f"{d.day} {d.strftime('%B %Y')}" if d else "an undated report"
+def _fmt_date(d: date | None, as_of: date | None = None) -> str:
+    """"12 March" (the year added when it is not the as-of date's, or no as-of date is given)."""
+    if d is None:
+        return "an undated report"
+    return f"{d.day} {d.strftime('%B')}" if as_of is not None and d.year == as_of.year else \
+        f"{d.day} {d.strftime('%B %Y')}"
 
 
 #: a change question is answered from two dated reports when its best sentence scores this share of the threshold
@@ -273,8 +277,12 @@ def _difference(old: str, new: str) -> str:
     return format(abs(diff).normalize(), "f")
 
 
-def compose(question: str, found: list[Mention], mode: str | None, book: CitationBook) -> list[AnswerSentence] | None:
-    """The dated answer for a slot, or None when the slot does not call for one (one value, no mode)."""
+def compose(question: str, found: list[Mention], mode: str | None, book: CitationBook,
+            as_of: date | None = None) -> list[AnswerSentence] | None:
+    """The dated answer for a slot, or None when the slot does not call for one (one value, no mode).
+
+    Dates read "12 March", with the year when it is not ``as_of``'s (always, without ``as_of``).
+    """
     line = Timeline.build(found)
     newest = line.newest()
     if not newest:
@@ -302,9 +310,9 @@ def compose(question: str, found: list[Mention], mode: str | None, book: Citatio
         if n_old is None or n_new is None:
             return None
         return [
-            AnswerSentence(text=f"{_difference(old, new)}: from {old} ({_fmt_date(src_old.published)}, "
+            AnswerSentence(text=f"{_difference(old, new)}: from {old} ({_fmt_date(src_old.published, as_of)}, "
                                 f"{src_old.cand.passage.source})", citations=[n_old]),
-            AnswerSentence(text=f"to {new} ({_fmt_date(src_new.published)}, {src_new.cand.passage.source}).",
+            AnswerSentence(text=f"to {new} ({_fmt_date(src_new.published, as_of)}, {src_new.cand.passage.source}).",
                            citations=[n_new]),
             quote(src_old, n_old), quote(src_new, n_new),
         ]
@@ -318,9 +326,10 @@ def compose(question: str, found: list[Mention], mode: str | None, book: Citatio
             if any(n is None for n in numbers):
                 return None
             pairs = list(zip(sources, numbers, strict=True))
-            lead = [AnswerSentence(text=(f"Reports differ as of {_fmt_date(sources[0].published)}: " if i == 0 else "")
-                                   + f"{m.value} ({m.cand.passage.source})" + (";" if i < len(pairs) - 1 else "."),
-                                   citations=[n]) for i, (m, n) in enumerate(pairs)]
+            opening = f"Reports differ as of {_fmt_date(sources[0].published, as_of)}: "
+            lead = [AnswerSentence(text=(opening if i == 0 else "") + f"{m.value} ({m.cand.passage.source})"
+                                   + (";" if i < len(pairs) - 1 else "."), citations=[n])
+                    for i, (m, n) in enumerate(pairs)]
             return [*lead, *(quote(m, n) for m, n in pairs)]
 
     new = newest[0]
@@ -331,7 +340,7 @@ def compose(question: str, found: list[Mention], mode: str | None, book: Citatio
     older = sorted((v for v in line.first_seen
                     if line.first_seen[v] < line.first_seen[new] and v not in newest and v not in line.side),
                    key=lambda v: line.first_seen[v], reverse=True)
-    lead = [AnswerSentence(text=f"{new}, as of {_fmt_date(src.published)} ({src.cand.passage.source}).",
+    lead = [AnswerSentence(text=f"{new}, as of {_fmt_date(src.published, as_of)} ({src.cand.passage.source}).",
                            citations=[number])]
     sentences = [quote(src, number)]
     if older:
@@ -401,7 +410,7 @@ def _revise(answer: Answer, question: str, candidates: list[Any], as_of: date, a
         return answer
     articles = sorted({m.article for m in found})
     book = CitationBook(answerer.store.article_texts(articles))
-    sentences = compose(question, found, mode, book)
+    sentences = compose(question, found, mode, book, as_of)
     if sentences:
         # the dated lead ("41, as of 12 March 2024 (Northern Wire); earlier reports said 37") heads the text;
         # the sentences are the verbatim quotes it rests on, except a computed change, which is a claim itself

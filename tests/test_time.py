@@ -142,6 +142,8 @@ def test_a_change_is_computed_from_two_cited_reports() -> None:
     assert sentences is not None
     assert sentences[0].text.startswith("7: from 24 (4 March 2024, Wire)")
     assert "to 31 (12 March 2024, Herald)" in sentences[1].text
+    same_year = compose(question, found, "change", CitationBook(TEXTS), as_of=date(2024, 3, 20))
+    assert same_year is not None and same_year[0].text.startswith("7: from 24 (4 March, Wire)")
     assert sentences[0].citations != sentences[1].citations
 
 
@@ -222,7 +224,7 @@ def ask(data: Path, question: str, *options: str) -> Answer:
 def test_latest_toll_is_the_newest_report_with_its_date_and_the_superseded_one(dated_store: Path) -> None:
     answer = ask(dated_store, "What is the latest death toll from the Brackenford floods?", "--as-of", "2024-03-20")
     assert not answer.abstained
-    assert answer.text.startswith("31, as of 12 March 2024 (Coastal Herald);")
+    assert answer.text.startswith("31, as of 12 March (Coastal Herald);")  # the year only when not as-of's
     assert "earlier reports said 24" in answer.text
     assert answer.metadata["as_of"] == "2024-03-20"
     by_number = {c.number: c for c in answer.citations}
