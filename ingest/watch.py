@@ -187,15 +187,21 @@ class Watcher:
         os.replace(tmp, self._state_file)
 
     # --- the schedule ----------------------------------------------------------------------------
-    def run_forever(self, once: bool = False) -> None:
-        """Run now and then every ``every`` seconds until :meth:`stop` (or after one run with ``once``)."""
+    def run_forever(self, once: bool = False) -> RunSummary | None:
+        """Run now and then every ``every`` seconds until :meth:`stop` (or after one run with ``once``).
+
+        Returns:
+            The last run's summary (None when stopped before the first).
+        """
+        last = None
         while not self.stop_event.is_set():
             started = self.clock()
-            self.run_once()
+            last = self.run_once()
             if once:
-                return
+                return last
             self.stop_event.wait(max(0.0, self.every - (self.clock() - started)))
         log.info("watch stopped after %d run(s)", self.runs)
+        return last
 
     def stop(self) -> None:
         """Ask the watcher to stop after the source being written."""

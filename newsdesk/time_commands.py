@@ -90,7 +90,10 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="Run once and exit (for cron).")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Re-ingest sources on a schedule: incremental, with backoff for failing sources; SIGTERM stops cleanly."""
+    """Re-ingest sources on a schedule: incremental, with backoff for failing sources; SIGTERM stops cleanly.
+
+    With --once: one run, exit 1 when a source failed (the others are ingested), as `ingest` does.
+    """
     import logging
     import sys
 
@@ -119,4 +122,6 @@ def watch(
                           max_backoff=settings.watch_max_backoff)
         logger.info("watching %d source(s) every %s%s", len(watcher.sources), every, " (once)" if once else "")
         with stop_on_signals(watcher):
-            watcher.run_forever(once=once)
+            last = watcher.run_forever(once=once)
+    if once and last is not None and last.failed:
+        raise typer.Exit(1)  # for cron: some source failed (the others were ingested)

@@ -174,6 +174,16 @@ def test_sigterm_during_a_run_then_restart_equals_an_uninterrupted_run(feed: str
     assert _records(tmp_path / "killed") == expected
 
 
+@pytest.mark.slow
+def test_once_exits_1_when_a_source_fails_and_still_ingests_the_rest(feed: str, tmp_path: Path) -> None:
+    Feed.entries = {"mill": "mill"}
+    proc = _watch(tmp_path / "data", feed, str(tmp_path / "missing-dir"), "--once")
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=300) == 1, rest
+    assert "failed 1" in rest and "missing-dir" in rest
+    assert len(_records(tmp_path / "data")) == 1
+
+
 def test_watch_rejects_a_bad_interval(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
