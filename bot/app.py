@@ -42,7 +42,7 @@ from retrieval.base import Answerer, Turn
 
 log = logging.getLogger("newsdesk.bot")
 
-COGS = ("bot.cogs.ask", "bot.cogs.feedback", "bot.cogs.admin")
+COGS = ("bot.cogs.ask", "bot.cogs.feedback", "bot.cogs.admin", "bot.cogs.news")  # news: issue 11
 #: Sent with every message: text from articles or users must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
 

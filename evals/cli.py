@@ -89,6 +89,14 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="'Today' (YYYY-MM-DD) for questions without an as_of of their own; default: today.",
+            show_default=False,
+        ),
+    ] = None,
     held_out: Annotated[
         bool,
         typer.Option(
@@ -131,8 +139,11 @@ def eval_command(
             "abstention_recall": min_abstention_recall,
         }
         assert dataset is not None
+        from newsdesk.cli import parse_date
+
         failures = _run_dataset(
-            dataset, corpus or [], data_dir, k, judge, gates, report, as_json, make_settings
+            dataset, corpus or [], data_dir, k, judge, gates, report, as_json, make_settings,
+            as_of=parse_date(as_of, "--as-of"),
         )
     if failures:
         raise typer.Exit(1)
@@ -159,6 +170,7 @@ def _run_dataset(
     report: Path | None,
     as_json: bool,
     make_settings: Any,
+    as_of: Any = None,
 ) -> list[str]:
     from evals.harness import check_gates, evaluate, load_dataset
     from evals.judge import make_judge
@@ -196,6 +208,7 @@ def _run_dataset(
                 k=k,
                 progress=progress,
                 dataset=dataset.name,
+                as_of=as_of,
             )
     failures = check_gates(result.metrics, gates)
     if report is not None:
@@ -268,6 +281,10 @@ def _print_result(result: Any) -> None:
     )
     for key in METRIC_KEYS:
         overall.add_row(key, fmt(result.metrics.get(key), key))
+    if "accuracy_by_kind" in result.metrics:  # dated sets (evals/timeline.py)
+        overall.add_row("accuracy (all kinds)", fmt(result.metrics.get("accuracy")))
+        for kind, value in result.metrics["accuracy_by_kind"].items():
+            overall.add_row(f"accuracy: {kind}", fmt(value))
     out.print(overall)
 
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from evals import metrics as m
+from evals import timeline
 from evals.jsonl import read_jsonl
 from evals.judge import SupportJudge
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
+from retrieval.base import SearchFilters
+from retrieval.timeframe import narrow
 
 Progress = Callable[[int, int, str], None]  # (done, total, question id)
 
@@ -40,6 +44,8 @@ METRIC_KEYS = (
     "latency_p50_ms",
     "latency_p95_ms",
 )
+#: Per-kind keys added when the questions have a ``kind`` (timeline sets, evals/timeline.py).
+TIMELINE_KEYS = ("accuracy", "accuracy_by_kind")
 MRR_CUTOFF = 10
 WARMUP_QUESTION = "What happened?"
 
@@ -59,6 +65,8 @@ class EvalItem(BaseModel):
     answerable: bool = True
     answers: list[str] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
+    as_of: date | None = None  # "today" for the question (timeline sets); None: answered as of now
+    kind: str | None = None  # e.g. latest, change, disagreement (evals/timeline.py)
 
 
 class QuestionResult(BaseModel):
@@ -67,6 +75,8 @@ class QuestionResult(BaseModel):
     id: str
     question: str
     answerable: bool
+    kind: str | None = None
+    as_of: date | None = None
     answer: str = ""
     abstained: bool = False
     correct: bool | None = None  # answerable questions only
@@ -96,7 +106,7 @@ class QuestionResult(BaseModel):
 class EvalResult(BaseModel):
     """Overall metrics and per-question rows of one run."""
 
-    metrics: dict[str, float | int | None]
+    metrics: dict[str, Any]
     questions: list[QuestionResult]
     k: int
     judge: str
@@ -108,6 +118,7 @@ class EvalResult(BaseModel):
         """The ``--json`` object: the overall metrics' keys and ``questions``."""
         return {
             **{key: self.metrics.get(key) for key in METRIC_KEYS},
+            **{key: self.metrics[key] for key in TIMELINE_KEYS if key in self.metrics},
             "questions": [q.model_dump() for q in self.questions],
         }
 
@@ -154,9 +165,12 @@ def evaluate_one(
     item: EvalItem, *, answerer: Any, searcher: Any, store: Any, judge: SupportJudge, k: int
 ) -> tuple[QuestionResult, list[m.SentenceSupport]]:
     """Answer and score one question; an error raised by the answerer becomes a failure, not a crash."""
-    row = QuestionResult(id=item.id, question=item.question, answerable=item.answerable)
+    row = QuestionResult(id=item.id, question=item.question, answerable=item.answerable, kind=item.kind,
+                         as_of=item.as_of)
+    # --- time (issue 11): the question's as-of date and time window apply to retrieval as well ---
+    filters, _ = narrow(item.question, SearchFilters(as_of=item.as_of) if item.as_of else None, searcher=searcher)
     if item.answerable and item.evidence:
-        passages = searcher.search(item.question, k=max(k, MRR_CUTOFF))
+        passages = searcher.search(item.question, k=max(k, MRR_CUTOFF), filters=filters)
         row.rank = m.first_hit_rank([p.text for p in passages[:MRR_CUTOFF]], [e.quote for e in item.evidence])
         row.hit = m.hit_at_k(row.rank, k)
         if not row.hit:
@@ -164,7 +178,7 @@ def evaluate_one(
             row.failures.append(f"retrieval miss: no gold quote in the top {k} ({where})")
     started = time.perf_counter()
     try:
-        answer = answerer.answer(item.question, k=k)
+        answer = answerer.answer(item.question, k=k, filters=SearchFilters(as_of=item.as_of) if item.as_of else None)
     except Exception as exc:  # noqa: BLE001 - one failing question must not stop the run
         row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         row.failures.append(f"answerer error: {type(exc).__name__}: {exc}")
@@ -177,7 +191,7 @@ def evaluate_one(
     row.timings = dict(answer.timings)
 
     if item.answerable:
-        row.matched = None if answer.abstained else m.matches_gold(m.answer_text(answer), item.answers)
+        row.matched = None if answer.abstained else timeline.matches(m.answer_text(answer), item.answers, item.kind)
         row.correct = row.matched is not None
         row.strict = not answer.abstained and m.matches_gold(m.first_statement(answer), item.answers) is not None
         if answer.short and not answer.abstained:
@@ -190,6 +204,7 @@ def evaluate_one(
     elif not answer.abstained:
         row.failures.append("answered an unanswerable question")
 
+    row.failures.extend(timeline.cited_after(answer, item.as_of))
     if m.has_citations(answer):
         texts = store.article_texts(sorted({c.article_id for c in answer.citations}))
         problems = m.citation_problems(answer, texts)
@@ -242,6 +257,8 @@ def aggregate(rows: Sequence[QuestionResult], verdicts: Sequence[m.SentenceSuppo
         "abstention_recall": abstain_recall,
         "latency_p50_ms": round(p50, 2) if p50 is not None else None,
         "latency_p95_ms": round(p95, 2) if p95 is not None else None,
+        **({"accuracy": timeline.overall_accuracy(rows), "accuracy_by_kind": timeline.accuracy_by_kind(rows)}
+           if any(r.kind for r in rows) else {}),
     }
 
 
@@ -256,6 +273,7 @@ def evaluate(
     progress: Progress | None = None,
     dataset: str = "",
     warmup: bool = True,
+    as_of: date | None = None,
 ) -> EvalResult:
     """Run every item through ``answerer`` and score the run.
 
@@ -270,6 +288,7 @@ def evaluate(
         dataset: a name recorded in the result.
         warmup: answer one unrelated question first, untimed, so that one-time work (building the BM25
             snapshot, first model calls) is not charged to the first question's latency.
+        as_of: "today" for questions that carry no ``as_of`` of their own (None: the real today).
 
     """
     started = time.perf_counter()
@@ -281,6 +300,8 @@ def evaluate(
     rows: list[QuestionResult] = []
     verdicts: list[m.SentenceSupport] = []
     for done, item in enumerate(items, start=1):
+        if as_of is not None and item.as_of is None:
+            item = item.model_copy(update={"as_of": as_of})
         row, judged = evaluate_one(item, answerer=answerer, searcher=searcher, store=store, judge=judge, k=k)
         rows.append(row)
         verdicts.extend(judged)

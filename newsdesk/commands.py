@@ -47,7 +47,7 @@ def print_answer(answer: Answer) -> None:
         out.print(escape(answer.text), highlight=False)
         out.print("\n[bold]Sources[/bold]")
         for c in answer.citations:
-            head = " — ".join(x for x in [c.title or c.article_id, c.source, str(c.published or "")] if x)
+            head = " — ".join(x for x in [c.title or c.article_id, c.source, str(c.published or "undated")] if x)
             out.print(f"[bold][{c.number}][/bold] {escape(head)}  [dim]{escape(c.article_id)} "
                       f"@{c.char_start}-{c.char_end}[/dim]", highlight=False)
             out.print(f"    [dim]│[/dim] {escape(c.quote)}", highlight=False)
@@ -65,6 +65,8 @@ def ask(
     source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only articles published on/after DATE.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Only articles published on/before DATE.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Answer as of DATE: later articles are ignored "
+                                              "and 'last week' is read from it (default: today).")] = None,
     as_json: JsonFlag = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -73,7 +75,7 @@ def ask(
     from retrieval.base import SearchFilters
 
     with user_errors():
-        settings = make_settings(data_dir)
+        settings = make_settings(data_dir, as_of=parse_date(as_of, "--as-of"))
         validate_question(question, settings)  # before the model loads: a bad question fails fast
         filters = SearchFilters(sources=source or [], since=parse_date(since, "--since"),
                                 until=parse_date(until, "--until"))
@@ -88,12 +90,15 @@ def ask(
 
 
 @app.command()
-def chat(data_dir: DataDir = None) -> None:
+def chat(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Answer as of DATE (default: today).")] = None,
+    data_dir: DataDir = None,
+) -> None:
     """Ask questions in a loop; follow-ups ("who said that?") use the earlier turns. Ctrl-D quits."""
     from retrieval.base import Turn
 
     with user_errors():
-        settings = make_settings(data_dir)
+        settings = make_settings(data_dir, as_of=parse_date(as_of, "--as-of"))
         services = build_services(settings)
         history: list[Turn] = []
         out.print("Ask about the articles. Empty line or Ctrl-D to quit.", highlight=False)
@@ -115,10 +120,14 @@ def chat(data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def bot(data_dir: DataDir = None) -> None:
+def bot(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Answer as of DATE (default: today; "
+                                              "NEWSDESK_AS_OF).")] = None,
+    data_dir: DataDir = None,
+) -> None:
     """Run the Discord bot (needs DISCORD_TOKEN)."""
     with user_errors():
-        settings = make_settings(data_dir)
+        settings = make_settings(data_dir, as_of=parse_date(as_of, "--as-of"))
         from bot.app import run_bot, validate_token
 
         validate_token(settings.discord_token)  # before the model loads
@@ -158,3 +167,5 @@ def _register_eval() -> None:
 
 
 _register_eval()
+
+from newsdesk import time_commands  # noqa: E402,F401 - registers digest and watch (issue 11)

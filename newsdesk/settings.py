@@ -7,6 +7,7 @@ Values come from, in order of precedence: explicit keyword arguments, environmen
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -87,6 +88,27 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM provider.")
     llm_timeout: float = Field(60.0, gt=0)
 
+    # --- time (issue 11) ----------------------------------------------------------------------------
+    as_of: date | None = Field(
+        None, description="'Today' for answers: later articles are ignored and 'last week' is read from it. "
+        "Unset: the real date.",
+    )
+    stale_after_days: int = Field(
+        30, ge=0, description="An answer citing only articles older than this many days before the as-of date "
+        "says so.",
+    )
+
+    watch_max_backoff: float = Field(
+        3600.0, gt=0, description="Longest wait (seconds) before `newsdesk watch` retries a failing source.",
+    )
+
+    watch_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="The bot watches these paths/URLs/feeds in-process (comma-separated).",
+    )
+    watch_every: str = Field("15m", description="Interval of the bot's watcher (30s, 15m, 2h).")
+    watch_prune: bool = Field(False, description="The bot's watcher also removes vanished articles.")
+    watch_channel: int | None = Field(None, description="Channel id where the bot posts new-article notices.")
+
     # --- discord bot -------------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSDESK_DISCORD_TOKEN")
@@ -101,6 +123,21 @@ class Settings(BaseSettings):
     history_turns: int = Field(4, ge=0, description="Thread turns passed to the answerer.")
 
     _split_guilds = field_validator("allowed_guilds", "allowed_channels", mode="before")(_split_ids)
+
+    @field_validator("watch_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("watch_every")
+    @classmethod
+    def _check_every(cls, value: str) -> str:
+        from ingest.watch import parse_every
+
+        parse_every(value)  # ValueError: reported as an invalid setting
+        return value
 
     @property
     def chroma_path(self) -> Path:

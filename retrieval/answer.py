@@ -26,6 +26,7 @@ from ingest.store import Store
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
 from newsdesk.settings import Settings
+from retrieval import recency, timeframe  # time (issue 11)
 from retrieval.answer_types import (
     DATELINE,
     YEAR,
@@ -171,6 +172,7 @@ class ExtractiveAnswerer:
         """Answer ``question`` from the store, or abstain."""
         started = time.perf_counter()
         q = analyze_question(validate_question(question, self.settings), history)
+        filters, window = timeframe.narrow(q.text, filters, self.settings.as_of, self.searcher)  # time (issue 11)
         passages, candidates, support = self.gather(q, filters=filters, k=k)
         scored = time.perf_counter()
         features = self.question_features(q, candidates, passages)
@@ -180,6 +182,7 @@ class ExtractiveAnswerer:
         else:
             answer = self._compose(q, candidates, support, answerable)
         answer.metadata["question_features"] = {key: round(v, 4) for key, v in features.items()}
+        answer = recency.revise(answer, q.text, candidates, filters, window, self)  # time (issue 11)
         answer.timings = {
             "retrieve_ms": round(self._retrieve_ms, 2),
             "score_ms": round((scored - started) * 1000 - self._retrieve_ms, 2),

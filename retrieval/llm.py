@@ -38,6 +38,7 @@ from ingest.store import Store
 from newsdesk.errors import LLMError
 from newsdesk.models import Answer, AnswerSentence, Passage
 from newsdesk.settings import Settings
+from retrieval import timeframe  # time (issue 11)
 from retrieval.answer import abstention, retrieval_query, validate_question
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import CitationBook, fold, locate, render
@@ -335,6 +336,7 @@ class LLMAnswerer:
                 logger.warning("condensing the follow-up failed: %s", notes["condense_error"])
             llm_seconds += time.perf_counter() - before
             timings["condense_ms"] = _ms(time.perf_counter() - before)
+        filters, _ = timeframe.narrow(question, filters, self.settings.as_of, self.searcher)  # time (issue 11)
         before = time.perf_counter()
         passages = self.searcher.search(query, k=k or self.settings.top_k, filters=filters)
         timings["retrieve_ms"] = _ms(time.perf_counter() - before)
