@@ -242,6 +242,8 @@ class ExtractiveAnswerer:
             typed = q.kind is None or (bool(items) if q.unit else has_type(cand.text, q.kind, q.text))
             f["typed"] = float(q.kind is not None and typed)
             f["untyped"] = float(not typed)
+            f["typed_window"] = f["typed"] * f["window_overlap"]
+            f["typed_predicate"] = f["typed"] * f["predicate"]
             f["ambiguity"] = min(len({key for key, _, _ in items}), 4) / 4
             f["proximity"] = _proximity(cand.text, items, q.tokens)
             f["focus_proximity"] = _proximity(cand.text, items, q.focus) if q.focus else 0.0

@@ -24,6 +24,7 @@ _MONEY = re.compile(
     r"compensation|damages|bonus)\b|\bhow much (?:did|does|do|is|was|were|are|has|had|will|would|money)\b",
     re.I,
 )
+_TEMPORAL = frozenset(tokenize("latest newest current currently now recent recently today yet still"))
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)
 
 
@@ -76,7 +77,8 @@ def analyze(text: str, previous: str | None = None, *, follow_up: bool = False) 
     """Analyse ``text``; with ``follow_up``, ``previous`` (the last question) lends its words to the query."""
     text = text.strip()
     query = f"{text} {previous}" if follow_up and previous else text
-    tokens = frozenset(tokenize(text))
+    # "latest", "now", "currently" ask when, not what: recency answers them; a sentence need not say them
+    tokens = frozenset(tokenize(text)) - _TEMPORAL
     kind = expected_type(text)
     noun = focus_noun(text)
     focus = frozenset(tokenize(noun)) if noun else frozenset()

@@ -134,8 +134,9 @@ def _fmt_date(d: date | None, as_of: date | None = None) -> str:
         f"{d.day} {d.strftime('%B %Y')}"
 
 
-#: a change question is answered from two dated reports when its best sentence scores this share of the threshold
-CHANGE_ABSTAIN_SHARE = 0.8
+#: a change or latest-figure question is read from dated reports when the abstention model gives it at least
+#: this share of its answering threshold (the fitted model reads words; these questions seldom share them)
+CHANGE_ABSTAIN_SHARE = 0.5
 #: weight of the sentence's relevance in a figure's score (beside its clause's similarity and word overlap)
 RELEVANCE_WEIGHT = 0.25
 #: words marking a sentence as background: a figure it restates is not being reported as current
@@ -400,10 +401,11 @@ def _revise(answer: Answer, question: str, candidates: list[Any], as_of: date, a
     if expected_type(question) in ("time", "name", "place"):
         return answer
     if answer.abstained:
-        # a change is stated by no sentence, so none scores high: it may still be computed from two reports
+        # a change is stated by no sentence, and a latest figure is often worded otherwise than asked ("the
+        # death toll" against "killed 31"), so neither scores high: they may still be read from dated reports
         best = answer.metadata.get("answer_probability")
         threshold = answerer.models.answer_threshold
-        if mode != "change" or best is None or best < CHANGE_ABSTAIN_SHARE * threshold:
+        if mode is None or best is None or best < CHANGE_ABSTAIN_SHARE * threshold:
             return answer
     found = slot(question, candidates, answerer.searcher.idf, answerer._embed)
     if not found:

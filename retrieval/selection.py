@@ -31,6 +31,8 @@ SENTENCE_FEATURES: tuple[str, ...] = (
     "overlap_gap",  # overlap - the best overlap of any candidate (<= 0)
     "rank",  # 1 / (1 + the passage's retrieval rank)
     "typed",  # the sentence holds something of the kind asked for that the question does not name
+    "typed_window",  # typed x window_overlap: an item of the asked kind said where the question's words are
+    "typed_predicate",  # typed x predicate
     "untyped",  # the question asks for a kind and the sentence holds none of it
     "ambiguity",  # how many different items of that kind it holds (0-1, saturating at 4)
     "support",  # answer redundancy: support of its best item across articles (0-1)
@@ -69,9 +71,9 @@ QUESTION_FEATURES: tuple[str, ...] = (
 ABSTENTION_FEATURES: tuple[str, ...] = ("best_overlap", "best_dense")
 
 #: Sentence features with a fixed weight on their raw value, not fitted: a sentence about another year or
-#: edition than the one asked about is no answer to it, however well it matches otherwise. The development
-#: sets hold too few such sentences for a fitted weight to say so reliably.
-FIXED_SELECTION: Mapping[str, float] = {"contradicts": -10.0}
+#: edition than the one asked about, or a question itself ("Who will win the Cup?"), is no answer, however
+#: well it matches. The development sets hold too few such sentences for a fitted weight to say so reliably.
+FIXED_SELECTION: Mapping[str, float] = {"contradicts": -10.0, "question_mark": -10.0}
 
 WEIGHTS_FILE = Path(__file__).with_name("selection_weights.json")
 
