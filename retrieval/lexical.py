@@ -175,6 +175,11 @@ def fts_term(token: str) -> str:
     return token if _PLAIN.fullmatch(token) else "zq" + token.encode("utf-8").hex()
 
 
+def fts_match(query: str) -> str:
+    """An FTS5 query matching documents that share any token with ``query`` ("" when it has none)."""
+    return " OR ".join(f'"{t}"' for t in dict.fromkeys(fts_term(t) for t in tokenize(query)))
+
+
 def fts_key() -> str:
     """Name of the SQLite index file's layout and tokenizer (a new tokenizer gets a new file)."""
     return f"fts-v{FTS_VERSION}-{index_key().rsplit('-', 1)[1]}"
@@ -268,10 +273,9 @@ class LexicalIndex:
                 ``published_ord``), with ``?`` placeholders; see :func:`filter_sql`.
             params: the values for ``where``'s placeholders.
         """
-        terms = list(dict.fromkeys(fts_term(t) for t in tokenize(query)))
-        if not terms or n <= 0:
+        match = fts_match(query)
+        if not match or n <= 0:
             return []
-        match = " OR ".join(f'"{t}"' for t in terms)
         sql = (
             "SELECT c.chunk_id, c.text, c.meta, -bm25(fts) AS score FROM fts JOIN chunks c ON c.id = fts.rowid "
             f"WHERE fts MATCH ? {'AND ' + where if where else ''} ORDER BY score DESC, c.id LIMIT ?"
@@ -410,6 +414,29 @@ class LexicalIndex:
 
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+class FtsBM25:
+    """FTS5's ``bm25()`` over a fixed list of texts, with :class:`BM25Index`'s ``scores``: for benchmarks.
+
+    Scores exactly as :class:`LexicalIndex` does (same tokens, same SQLite function), in a private
+    temporary database.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.size = len(texts)
+        self._db = sqlite3.connect("")
+        self._db.execute("CREATE VIRTUAL TABLE fts USING fts5(tokens, tokenize='ascii')")
+        rows = ((i, " ".join(fts_term(t) for t in tokenize(text))) for i, text in enumerate(texts))
+        self._db.executemany("INSERT INTO fts(rowid, tokens) VALUES (?, ?)", rows)
+
+    def scores(self, query: str) -> np.ndarray:
+        """Score of every document for ``query`` (zeros where nothing matches)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        if match := fts_match(query):
+            for rowid, score in self._db.execute("SELECT rowid, -bm25(fts) FROM fts WHERE fts MATCH ?", (match,)):
+                out[rowid] = score
+        return out
 
 
 def filter_sql(sources: Sequence[str] = (), article_ids: Sequence[str] = (), since: int | None = None,
