@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ingest.chunking import chunk_article, chunking_key
 from ingest.embedding import Embedder
@@ -14,6 +15,8 @@ from newsdesk.settings import Settings
 
 #: Articles embedded and written together; bounds memory and the work lost to an interruption.
 BATCH_ARTICLES = 256
+#: A batch also ends at this many chunks (long articles), so one write never holds too much.
+BATCH_CHUNKS = 1024
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -112,15 +115,49 @@ def sync_articles(
     store.bump_generation()
     total = sum(len(chunks) for _, chunks in todo)
     done = 0
-    for start in range(0, len(todo), BATCH_ARTICLES):
-        batch = todo[start : start + BATCH_ARTICLES]
-        texts = [chunk.text for _, chunks in batch for chunk in chunks]
-        store.write_articles(batch, embedder.encode(texts), chunking)
-        done += len(texts)
-        report.chunks_embedded += len(texts)
-        if progress:
-            progress("embed", done, total)
+    # The encoder works on the next batch while the previous one is written: one write in flight, in
+    # order, so the journal sees the same sequence of batches as before.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as writer:
+        writing: Future | None = None
+        in_flight = 0
+        for batch in batches(todo):
+            texts = [chunk.text for _, chunks in batch for chunk in chunks]
+            vectors = embedder.encode(texts)
+            if writing is not None:
+                done = _written(writing, in_flight, done, total, report, progress)
+            writing, in_flight = writer.submit(store.write_articles, batch, vectors, chunking), len(texts)
+        if writing is not None:
+            _written(writing, in_flight, done, total, report, progress)
     store.bump_generation()
+
+
+def _written(
+    writing: Future, chunks: int, done: int, total: int, report: IngestReport, progress: Progress | None
+) -> int:
+    """Wait for a batch's write; count its chunks; return the chunks written so far."""
+    writing.result()
+    report.chunks_embedded += chunks
+    if progress:
+        progress("embed", done + chunks, total)
+    return done + chunks
+
+
+def batches(todo: list[tuple[Article, list[Chunk]]]) -> Iterator[list[tuple[Article, list[Chunk]]]]:
+    """Consecutive groups of at most :data:`BATCH_ARTICLES` articles and (unless one alone) :data:`BATCH_CHUNKS` chunks.
+
+    The encoder sorts each group's chunks by length, so a group spanning many articles keeps its
+    forward passes full of texts of one length.
+    """
+    batch: list[tuple[Article, list[Chunk]]] = []
+    size = 0
+    for article, chunks in todo:
+        if batch and (len(batch) >= BATCH_ARTICLES or size + len(chunks) > BATCH_CHUNKS):
+            yield batch
+            batch, size = [], 0
+        batch.append((article, chunks))
+        size += len(chunks)
+    if batch:
+        yield batch
 
 
 def vanished(
