@@ -328,9 +328,8 @@ class LexicalIndex:
             db.execute("ROLLBACK")
             raise
         self._polled = time.monotonic()
-        if rebuilt or touched:
-            self._idf.clear()
-            self._size = None
+        self._idf.clear()  # also when another process sharing the file applied the changes
+        self._size = None
         return rebuilt or touched
 
     def _resolve_pending(self) -> bool:

@@ -237,6 +237,20 @@ def test_a_failed_catch_up_leaves_the_previous_index(settings, monkeypatch) -> N
     assert searcher.lexical_snapshot().count == store.count_chunks()
 
 
+def test_searchers_sharing_a_data_dir_share_one_index_file(settings) -> None:
+    store = Store.from_settings(settings)
+    write_plain(store, CORPUS[:3])
+    first = HybridSearcher(store, None, settings)
+    second = HybridSearcher(Store.from_settings(settings), None, settings)
+    assert first.lexical_snapshot().count == second.lexical_snapshot().count == store.count_chunks()
+    assert first.lexical_snapshot().path == second.lexical_snapshot().path
+    rare = second.idf("lighthous")
+    write_plain(store, CORPUS[3:])
+    assert {"cape", "lighthouse-diary"} <= articles_of(first.lexical("lighthouse", 50))  # applied by the first
+    assert {"cape", "lighthouse-diary"} <= articles_of(second.lexical("lighthouse", 50))  # seen by the second
+    assert second.lexical_snapshot().count == store.count_chunks() and second.idf("lighthous") < rare
+
+
 # === slow: the real model over a real store ===========================================================
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[Store, Settings]:
