@@ -41,7 +41,8 @@ services = Services.from_settings(Settings())
 print("READY", flush=True)
 for line in sys.stdin:
     answer = services.answerer.answer(line.strip())
-    print(json.dumps({"text": answer.text, "abstained": answer.abstained,
+    lexical = [p.article_id for p in services.searcher.lexical(line.strip(), 10)]  # the BM25 side alone
+    print(json.dumps({"text": answer.text, "abstained": answer.abstained, "lexical": lexical,
                       "citations": [c.model_dump(mode="json") for c in answer.citations]}), flush=True)
 '''
 
@@ -91,6 +92,7 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(not RGB.is_file(), reason=f"needs the RGB articles at {RGB} (../shared) as filler")
 def test_answering_processes_stay_right_while_another_ingests_and_removes(tmp_path: Path, embedder) -> None:
+    (tmp_path / "server").mkdir()
     with chroma_server(tmp_path / "server" / "db") as url:
         base = {**os.environ, "NEWSDESK_CHROMA_URL": url, "NEWSDESK_COLLECTION": "shared",
                 "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -112,6 +114,7 @@ def test_answering_processes_stay_right_while_another_ingests_and_removes(tmp_pa
                 assert_cited(each.ask(CUP_QUESTION), "Selma Varga", "cup-varga")
                 assert not any(c["article_id"] == "bridge" for c in each.ask(BRIDGE_QUESTION)["citations"])
 
+            assert answering[0].ask(CUP_QUESTION)["lexical"][0].startswith("cup-")
             # churn: 40 filler articles added, 15 of them removed, 20 more added, in separate processes,
             # while every answering process keeps answering (a bounded number of questions)
             lines = RGB.read_text(encoding="utf-8").splitlines(True)
@@ -145,18 +148,24 @@ def test_answering_processes_stay_right_while_another_ingests_and_removes(tmp_pa
             bridge.write_text(json.dumps(BRIDGE) + "\n", encoding="utf-8")
             run("ingest", str(bridge), env=ingest_env)
             for each in answering:
-                assert_cited(each.ask(BRIDGE_QUESTION), "Petra Lindqvist", "bridge")
+                answer = each.ask(BRIDGE_QUESTION)
+                assert_cited(answer, "Petra Lindqvist", "bridge")
+                assert answer["lexical"][:1] == ["bridge"]  # BM25 in each process caught up too
             # and removed: at the next question no process cites it any more
             run("remove", "bridge", env=ingest_env)
             for each in answering:
                 answer = each.ask(BRIDGE_QUESTION)
                 assert not any(c["article_id"] == "bridge" for c in answer["citations"]), answer
-                assert "Lindqvist" not in answer["text"]
+                assert "Lindqvist" not in answer["text"] and "bridge" not in answer["lexical"]
                 assert_cited(each.ask(CUP_QUESTION), "Selma Varga", "cup-varga")
-            # the removed filler articles are gone from every process's BM25 side too
-            title = json.loads(lines[0])["text"][:60]
-            for each in answering:
-                assert not any(c["article_id"] in removed for c in each.ask(title)["citations"])
+            # the removed filler articles are gone from every process's BM25 side, the kept ones are there
+            for number in (0, 20, 45):
+                row = json.loads(lines[number])
+                answer = answering[number % 3].ask(row["text"][:200])
+                if number < 15:
+                    assert not set(answer["lexical"]) & set(removed), answer["lexical"]
+                else:
+                    assert row["id"] in answer["lexical"], (row["id"], answer["lexical"])
         finally:
             for each in answering:
                 each.close()
