@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from ingest.chunking import chunk_article, chunking_key
 from ingest.embedding import Embedder
@@ -115,31 +114,16 @@ def sync_articles(
     store.bump_generation()
     total = sum(len(chunks) for _, chunks in todo)
     done = 0
-    # The encoder works on the next batch while the previous one is written: one write in flight, in
-    # order, so the journal sees the same sequence of batches as before.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as writer:
-        writing: Future | None = None
-        in_flight = 0
-        for batch in batches(todo):
-            texts = [chunk.text for _, chunks in batch for chunk in chunks]
-            vectors = embedder.encode(texts)
-            if writing is not None:
-                done = _written(writing, in_flight, done, total, report, progress)
-            writing, in_flight = writer.submit(store.write_articles, batch, vectors, chunking), len(texts)
-        if writing is not None:
-            _written(writing, in_flight, done, total, report, progress)
+    # One batch is encoded, then written. Writing it on a thread while the next batch is encoded was
+    # measured slower on 2 cores (the encoder already keeps both busy; benchmarks/ingest_throughput.py).
+    for batch in batches(todo):
+        texts = [chunk.text for _, chunks in batch for chunk in chunks]
+        store.write_articles(batch, embedder.encode(texts), chunking)
+        done += len(texts)
+        report.chunks_embedded += len(texts)
+        if progress:
+            progress("embed", done, total)
     store.bump_generation()
-
-
-def _written(
-    writing: Future, chunks: int, done: int, total: int, report: IngestReport, progress: Progress | None
-) -> int:
-    """Wait for a batch's write; count its chunks; return the chunks written so far."""
-    writing.result()
-    report.chunks_embedded += chunks
-    if progress:
-        progress("embed", done + chunks, total)
-    return done + chunks
 
 
 def batches(todo: list[tuple[Article, list[Chunk]]]) -> Iterator[list[tuple[Article, list[Chunk]]]]:

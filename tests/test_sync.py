@@ -194,7 +194,7 @@ def test_vanished_keeps_everything_under_a_failed_directory(store, embedder, set
     assert vanished(store, [os.path.join(root, "loc")], set(), set()) == []  # a prefix is not a parent
 
 
-# --- batching and the write that overlaps the next batch's encoding ----------------------------------------
+# --- batching ------------------------------------------------------------------------------------------------
 def _article(i: int, sentences: int) -> Article:
     text = " ".join(f"Sentence {j} of article {i} says something about item {j}." for j in range(sentences))
     return Article(id=f"b{i:03d}", source="Wire", text=text)
