@@ -276,13 +276,19 @@ class LexicalIndex:
         match = fts_match(query)
         if not match or n <= 0:
             return []
-        sql = (
-            "SELECT c.chunk_id, c.text, c.meta, -bm25(fts) AS score FROM fts JOIN chunks c ON c.id = fts.rowid "
-            f"WHERE fts MATCH ? {'AND ' + where if where else ''} ORDER BY score DESC, c.id LIMIT ?"
-        )
+        # scores first (the chunk rows, with their texts, are read for the top n only)
+        if where:
+            sql = ("SELECT fts.rowid, -bm25(fts) AS score FROM fts JOIN chunks c ON c.id = fts.rowid "
+                   f"WHERE fts MATCH ? AND {where} ORDER BY score DESC, fts.rowid LIMIT ?")
+        else:
+            sql = "SELECT rowid, -bm25(fts) AS score FROM fts WHERE fts MATCH ? ORDER BY score DESC, rowid LIMIT ?"
         with self._lock:
-            rows = self._db.execute(sql, (match, *params, n)).fetchall()
-        return [(cid, text, json.loads(meta), float(score)) for cid, text, meta, score in rows]
+            top = self._db.execute(sql, (match, *params, n)).fetchall()
+            marks = ",".join("?" * len(top))
+            rows = {row[0]: row[1:] for row in self._db.execute(
+                f"SELECT id, chunk_id, text, meta FROM chunks WHERE id IN ({marks})",  # noqa: S608 - placeholders
+                [rowid for rowid, _ in top])}
+        return [(rows[r][0], rows[r][1], json.loads(rows[r][2]), float(score)) for r, score in top if r in rows]
 
     # --- catching up -----------------------------------------------------------------------------------
     def refresh(self) -> bool:
