@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from ingest.onnx_encoder import OnnxEncoder, export, mean_pooled
+from ingest.onnx_encoder import OnnxEncoder, export, mean_pooled, quantized
 from newsdesk.errors import ModelUnavailable
 from newsdesk.settings import BUNDLED_MODEL, Settings
 
@@ -146,6 +146,15 @@ def load_encoder(settings: Settings) -> SentenceTransformer | OnnxEncoder:
     backend = settings.embedding_backend
     path = Path(name).expanduser()
     spec = mean_pooled(path) if backend != "torch" and path.is_dir() else None
+    if settings.embedding_precision == "int8":
+        if spec is None:
+            raise ModelUnavailable(
+                f"NEWSDESK_EMBEDDING_PRECISION=int8 needs the ONNX backend and a mean-pooled local model; "
+                f"{name!r} on {backend!r} cannot; set NEWSDESK_EMBEDDING_PRECISION=float32"
+            )
+        float_encoder = load_encoder(settings.model_copy(update={"embedding_precision": "float32",
+                                                                 "embedding_backend": "onnx"}))
+        return quantized(float_encoder, spec, settings.model_cache.expanduser(), weights_checksum(path, expected)[1])
     if spec is None:
         if backend == "onnx":
             raise ModelUnavailable(

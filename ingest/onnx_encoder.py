@@ -253,6 +253,104 @@ def export(
     return OnnxEncoder(spec, target / ONNX_FILE, dimension)
 
 
+# --- the int8 variant ------------------------------------------------------------------------------------
+INT8_FILE = "model-int8.onnx"
+INT8_MANIFEST = "int8.json"
+#: Bump when the quantization recipe changes, so older int8 files are made again.
+INT8_FORMAT = 1
+#: Every probe's int8 vector must have at least this cosine similarity with the float export's.
+INT8_MIN_COSINE = 0.99
+#: Texts the int8 model is checked on (no empty text: never a chunk nor a query, and its vector, of
+#: the two special tokens alone, is the one quantization moves most).
+INT8_PROBES = [
+    *(probe for probe in PROBES if probe),
+    "The central bank raised interest rates by a quarter point to 5.25% on Wednesday.",
+    "Selma Varga lifted the trophy of the 2031 Harbour Cup after beating the defending champion.",
+    "Voters elected a new mayor on Sunday; turnout was the highest in a decade.",
+    "Hydroelectric dam opens after six years of building across the river gorge",
+    "Shares of the chipmaker fell 7 per cent after it cut its forecast for the second quarter.",
+    "The striker scored twice in the final minutes as the home side came back to win 3-2.",
+    "Wildfires forced thousands to leave their homes in the hills north of the city.",
+    "Who is the CEO of the company that bought the social network in 2022?",
+    "Ministers met in Brussels to discuss the new trade agreement and tariffs on steel imports. " * 6,
+    "nach dem Spiel sagte der Trainer, die Mannschaft habe gut gekämpft",
+]
+
+
+def quantized(float_encoder: OnnxEncoder, spec: MeanPooledModel, cache: Path, weights_sha256: str) -> OnnxEncoder:
+    """The int8 (dynamically quantized) variant of the checked float export, made once next to it.
+
+    It is published only when its vectors keep a cosine similarity of at least
+    :data:`INT8_MIN_COSINE` with the float export's on every one of :data:`INT8_PROBES`; its manifest
+    records the SHA-256 of the float export it was made from and its own, checked at every load.
+
+    Raises:
+        ModelUnavailable: quantization failed or moved the vectors too far.
+    """
+    from ingest.embedding import file_sha256
+
+    where = export_dir(cache, weights_sha256)
+    float_sha = json.loads((where / MANIFEST).read_text(encoding="utf-8"))["onnx_sha256"]
+    loaded = _load_int8(spec, where, float_sha, float_encoder.dimension)
+    if loaded is not None:
+        return loaded
+    staging = Path(tempfile.mkdtemp(prefix=".int8-", dir=where))
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quiet = logging.getLogger()  # the quantizer gives its advice on the root logger
+        level = quiet.level
+        try:
+            quiet.setLevel(logging.ERROR)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # the matrix products only, with a scale per output channel: quantizing every op (the
+                # embeddings' Gather too) or one scale per matrix moved vectors to cosine 0.88-0.96
+                quantize_dynamic(str(where / ONNX_FILE), str(staging / INT8_FILE), weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul"], per_channel=True)
+        finally:
+            quiet.setLevel(level)
+        candidate = OnnxEncoder(spec, staging / INT8_FILE, float_encoder.dimension)
+        cosine = float((candidate.encode(INT8_PROBES) * float_encoder.encode(INT8_PROBES)).sum(axis=1).min())
+        if cosine < INT8_MIN_COSINE:
+            raise ModelUnavailable(f"the int8 model's vectors are too far from the float model's (cosine "
+                                   f"{cosine:.4f} < {INT8_MIN_COSINE}); set NEWSDESK_EMBEDDING_PRECISION=float32")
+        manifest = {"format": INT8_FORMAT, "float_onnx_sha256": float_sha,
+                    "int8_sha256": file_sha256(staging / INT8_FILE), "min_cosine": cosine,
+                    "probes": len(INT8_PROBES)}
+        (staging / INT8_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        os.replace(staging / INT8_FILE, where / INT8_FILE)  # the manifest last: it vouches for the file
+        os.replace(staging / INT8_MANIFEST, where / INT8_MANIFEST)
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the float model still works
+        raise ModelUnavailable(f"cannot make the int8 embedding model ({type(exc).__name__}: {exc}); set "
+                               "NEWSDESK_EMBEDDING_PRECISION=float32") from exc
+    finally:
+        _remove(staging)
+    return OnnxEncoder(spec, where / INT8_FILE, float_encoder.dimension)
+
+
+def _load_int8(spec: MeanPooledModel, where: Path, float_sha: str, dimension: int) -> OnnxEncoder | None:
+    from ingest.embedding import file_sha256
+
+    try:
+        manifest = json.loads((where / INT8_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format") != INT8_FORMAT or manifest.get("float_onnx_sha256") != float_sha:
+        return None
+    path = where / INT8_FILE
+    if not path.is_file() or file_sha256(path) != manifest.get("int8_sha256"):
+        log.warning("ignoring the int8 model in %s: it fails its checksum", where)
+        return None
+    try:
+        return OnnxEncoder(spec, path, dimension)
+    except Exception as exc:  # noqa: BLE001 - made again
+        log.warning("ignoring the int8 model in %s: %s", where, exc)
+        return None
+
+
 def _publish(staging: Path, target: Path) -> None:
     """Move ``staging`` to ``target``, replacing an older export; another process's equal one may win."""
     if target.exists():

@@ -21,6 +21,7 @@ import chromadb
 import numpy as np
 from pydantic import BaseModel
 
+from ingest.changes import DELETE, PUT, ChangeLog, version_of
 from newsdesk.errors import StoreUnavailable
 from newsdesk.models import Article, Chunk, Passage
 from newsdesk.settings import Settings
@@ -106,6 +107,7 @@ class Store:
                 name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
             self.articles = client.get_or_create_collection(f"{name}-articles", embedding_function=None)
+            self.changes = ChangeLog(client, name)
             self.max_batch = int(client.get_max_batch_size())
         except Exception as exc:  # noqa: BLE001
             raise StoreUnavailable(f"cannot open collection {name!r}: {exc}") from None
@@ -199,6 +201,7 @@ class Store:
         """
         if not items:
             return
+        self._log_changes([(article.id, PUT, version_of(article.fingerprint(), chunking)) for article, _ in items])
         self._upsert_records([(article, chunks, PENDING) for article, chunks in items], chunking)
         # Old chunks go first and the new ones are added: replacing vectors in place (upsert) costs
         # Chroma's HNSW index ten times as much as deleting them and adding the new ones.
@@ -222,6 +225,7 @@ class Store:
                 ids=[article.id for article, _ in batch],
                 metadatas=[_article_meta(article, len(chunks), READY, chunking) for article, chunks in batch],
             )
+        self.changes.bump()  # done: readers waiting for these records to be ready look again
 
     def _delete_chunks(self, article_ids: list[str]) -> None:
         """Delete every stored chunk of these articles (an older version's, or an interrupted run's)."""
@@ -246,12 +250,18 @@ class Store:
         got = self.articles.get(ids=[article_id], include=["metadatas"])
         if not got["ids"]:
             return False
+        self._log_changes([(article_id, DELETE, "")])
         meta = dict(got["metadatas"][0])
         meta["state"] = DELETING
         self.articles.update(ids=[article_id], metadatas=[meta])
         self.chunks.delete(where={"article_id": article_id})
         self.articles.delete(ids=[article_id])
+        self.changes.bump()
         return True
+
+    def _log_changes(self, changes: list[tuple[str, str, str]]) -> None:
+        """Log the articles a write is about to touch (see :mod:`ingest.changes`), before it touches them."""
+        self.changes.log(changes, self.max_batch)
 
     def recover(self) -> list[str]:
         """Finish deletions that an interrupted run left behind; return their ids."""

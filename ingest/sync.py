@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ingest.chunking import chunk_article, chunking_key
 from ingest.embedding import Embedder
@@ -14,6 +14,8 @@ from newsdesk.settings import Settings
 
 #: Articles embedded and written together; bounds memory and the work lost to an interruption.
 BATCH_ARTICLES = 256
+#: A batch also ends at this many chunks (long articles), so one write never holds too much.
+BATCH_CHUNKS = 1024
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -112,8 +114,9 @@ def sync_articles(
     store.bump_generation()
     total = sum(len(chunks) for _, chunks in todo)
     done = 0
-    for start in range(0, len(todo), BATCH_ARTICLES):
-        batch = todo[start : start + BATCH_ARTICLES]
+    # One batch is encoded, then written. Writing it on a thread while the next batch is encoded was
+    # measured slower on 2 cores (the encoder already keeps both busy; benchmarks/ingest_throughput.py).
+    for batch in batches(todo):
         texts = [chunk.text for _, chunks in batch for chunk in chunks]
         store.write_articles(batch, embedder.encode(texts), chunking)
         done += len(texts)
@@ -121,6 +124,24 @@ def sync_articles(
         if progress:
             progress("embed", done, total)
     store.bump_generation()
+
+
+def batches(todo: list[tuple[Article, list[Chunk]]]) -> Iterator[list[tuple[Article, list[Chunk]]]]:
+    """Consecutive groups of at most :data:`BATCH_ARTICLES` articles and (unless one alone) :data:`BATCH_CHUNKS` chunks.
+
+    The encoder sorts each group's chunks by length, so a group spanning many articles keeps its
+    forward passes full of texts of one length.
+    """
+    batch: list[tuple[Article, list[Chunk]]] = []
+    size = 0
+    for article, chunks in todo:
+        if batch and (len(batch) >= BATCH_ARTICLES or size + len(chunks) > BATCH_CHUNKS):
+            yield batch
+            batch, size = [], 0
+        batch.append((article, chunks))
+        size += len(chunks)
+    if batch:
+        yield batch
 
 
 def vanished(

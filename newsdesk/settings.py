@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         "auto", description="'auto': ONNX Runtime export of a mean-pooled local model when possible (made "
         "once, in model_cache), else torch; 'onnx': insist on it; 'torch': sentence-transformers only.",
     )
+    embedding_precision: Literal["float32", "int8"] = Field(
+        "float32", description="'int8': a dynamically quantized copy of the ONNX export (made once in "
+        "model_cache, used only if its vectors keep cosine >= 0.99 with the float model's on probe texts).",
+    )
     model_cache: Path = Field(
         default_factory=_default_model_cache, description="Where model exports are kept (made locally, never "
         "downloaded).",

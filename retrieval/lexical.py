@@ -1,4 +1,8 @@
-"""BM25 over chunk texts (bm25s), with the tokenizer shared by queries and documents."""
+"""BM25 over chunk texts, with the tokenizer shared by queries and documents.
+
+:class:`LexicalIndex` is the store's index (SQLite FTS5 on disk, updated from the change feed);
+:class:`BM25Index` (bm25s, in memory) serves fixed document lists such as the BEIR benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,21 @@ import inspect
 import json
 import math
 import re
+import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
 import Stemmer
+
+from ingest.changes import LOOKBACK, PUT, version_of
+from ingest.store import READY
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Small on purpose: question words matter less than in prose, but "not", "no" and numbers stay.
@@ -133,3 +144,338 @@ class BM25Index:
             return []
         top = positive[np.argsort(-scores[positive], kind="stable")[:n]]
         return [(int(i), float(scores[i])) for i in top]
+
+
+# --- the store's BM25 index: SQLite FTS5 on disk, caught up from the store's change feed -------------------
+#: Bump when the layout of the SQLite index changes (tokenizer changes are detected by :func:`index_key`).
+FTS_VERSION = 1
+#: Seconds between looks at articles still being written when the store's change feed is unchanged
+#: (a writer killed mid-write leaves its articles waiting until the next run finishes them).
+PENDING_POLL = 5.0
+#: Articles whose current state is fetched from Chroma in one request.
+FETCH_BATCH = 200
+_PLAIN = re.compile(r"[a-z0-9]+")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, article_id TEXT NOT NULL, source TEXT NOT NULL,
+    published_ord INTEGER NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(tokens, tokenize='ascii');
+CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(fts, 'row');
+CREATE TABLE IF NOT EXISTS pending(article_id TEXT PRIMARY KEY, op TEXT NOT NULL, version TEXT NOT NULL,
+    seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen(entry_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+CHECK = "check"  # a pending op: index the article once its record is ready, whatever its version
+
+
+def fts_term(token: str) -> str:
+    """A token as FTS5's ``ascii`` tokenizer keeps it whole: plain ``[a-z0-9]+``, anything else hex-coded."""
+    return token if _PLAIN.fullmatch(token) else "zq" + token.encode("utf-8").hex()
+
+
+def fts_match(query: str) -> str:
+    """An FTS5 query matching documents that share any token with ``query`` ("" when it has none)."""
+    return " OR ".join(f'"{t}"' for t in dict.fromkeys(fts_term(t) for t in tokenize(query)))
+
+
+def fts_key() -> str:
+    """Name of the SQLite index file's layout and tokenizer (a new tokenizer gets a new file)."""
+    return f"fts-v{FTS_VERSION}-{index_key().rsplit('-', 1)[1]}"
+
+
+class LexicalIndex:
+    """BM25 over every chunk of a store, in SQLite FTS5 on disk, brought up to date from the change feed.
+
+    The index lives in one SQLite file (``<data_dir>/lexical/<collection>-<key>.sqlite3``) holding each
+    chunk's tokens (made by :func:`tokenize`, so stems, stop words and irregular forms are the ones
+    queries get), text and metadata. Nothing grows in memory with the archive. Before each search,
+    :meth:`refresh` reads the store's change sequence (one small request); when it moved, the entries
+    since the last applied one name the articles to fetch from Chroma and re-index, in one SQLite
+    transaction together with the new cursor: k changed articles cost O(k), and a process killed in
+    the middle leaves the previous, consistent index. An article is indexed only when its record is
+    ``ready`` and its stored chunks agree with the record (count and content hash), so a half-written
+    article is never indexed; until then its previous version stays.
+
+    Several processes may share the file (WAL; one catches up at a time, the others read meanwhile);
+    processes with a data dir each keep their own file and converge the same way. A missing file, a
+    file made for another collection (or a collection deleted and made again) is rebuilt from
+    everything Chroma holds, once.
+
+    Scores are FTS5's ``bm25()`` (k1 = 1.2, b = 0.75), negated so that higher is better.
+
+    Args:
+        path: the SQLite file; None for a private temporary one.
+        store: the store whose chunks are indexed.
+    """
+
+    def __init__(self, path: Path | None, store: Any) -> None:
+        self.path = path
+        self.store = store
+        self._db = sqlite3.connect(str(path) if path else "", timeout=600, isolation_level=None,
+                                   check_same_thread=False)
+        self._lock = threading.RLock()
+        with self._lock:
+            if path:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        self._head = -1
+        self._polled = 0.0
+        self._pending = 0
+        self._idf: dict[str, float] = {}
+        self._size: int | None = None
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        with self._lock:
+            self._db.close()
+
+    # --- reading ---------------------------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        """Chunks indexed."""
+        if self._size is None:
+            with self._lock:
+                self._size = int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        return self._size
+
+    @property
+    def cursor(self) -> int:
+        """The change sequence number the index is up to date with."""
+        return int(self._get_meta("cursor", "0"))
+
+    def pending(self) -> dict[str, str]:
+        """Articles logged as changing whose new state is not indexed yet, with the logged op."""
+        with self._lock:
+            return dict(self._db.execute("SELECT article_id, op FROM pending").fetchall())
+
+    def idf(self, token: str) -> float:
+        """Inverse document frequency of a (tokenized) term, as BM25 (Lucene) defines it; unseen terms rank highest."""
+        value = self._idf.get(token)
+        if value is None:
+            with self._lock:
+                row = self._db.execute("SELECT doc FROM vocab WHERE term = ?", (fts_term(token),)).fetchone()
+            df = int(row[0]) if row else 0
+            value = self._idf[token] = math.log(1.0 + (self.count - df + 0.5) / (df + 0.5))
+        return value
+
+    def search(
+        self, query: str, n: int, where: str = "", params: Sequence[Any] = ()
+    ) -> list[tuple[str, str, dict[str, Any], float]]:
+        """Top ``n`` chunks for ``query`` as (chunk id, text, metadata, score), best first.
+
+        Args:
+            query: the query text (tokenized here).
+            n: how many at most.
+            where: extra SQL conditions on the ``chunks`` table aliased ``c`` (``source``, ``article_id``,
+                ``published_ord``), with ``?`` placeholders; see :func:`filter_sql`.
+            params: the values for ``where``'s placeholders.
+        """
+        match = fts_match(query)
+        if not match or n <= 0:
+            return []
+        # scores first (the chunk rows, with their texts, are read for the top n only)
+        if where:
+            sql = ("SELECT fts.rowid, -bm25(fts) AS score FROM fts JOIN chunks c ON c.id = fts.rowid "
+                   f"WHERE fts MATCH ? AND {where} ORDER BY score DESC, fts.rowid LIMIT ?")
+        else:
+            sql = "SELECT rowid, -bm25(fts) AS score FROM fts WHERE fts MATCH ? ORDER BY score DESC, rowid LIMIT ?"
+        with self._lock:
+            top = self._db.execute(sql, (match, *params, n)).fetchall()
+            marks = ",".join("?" * len(top))
+            rows = {row[0]: row[1:] for row in self._db.execute(
+                f"SELECT id, chunk_id, text, meta FROM chunks WHERE id IN ({marks})",  # noqa: S608 - placeholders
+                [rowid for rowid, _ in top])}
+        return [(rows[r][0], rows[r][1], json.loads(rows[r][2]), float(score)) for r, score in top if r in rows]
+
+    # --- catching up -----------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Apply what changed in the store since the last look; True when the index changed.
+
+        Costs one small Chroma request when nothing did.
+        """
+        head = self.store.changes.head()
+        waiting = self._pending and time.monotonic() - self._polled >= PENDING_POLL
+        if head == self._head and not waiting:
+            return False
+        with self._lock:
+            changed = self._catch_up(head)
+            self._head = head
+        return changed
+
+    def _catch_up(self, head: int) -> bool:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one process catches up at a time; the others still read
+        try:
+            identity = f"{self.store.chunks.id}/{self.store.changes.collection.id}"
+            cursor = int(self._get_meta("cursor", "-1"))
+            rebuilt = self._get_meta("identity", "") != identity or cursor > head
+            if rebuilt:
+                cursor = self._rebuild(head)
+                self._set_meta("identity", identity)
+            changes = self.store.changes.since(max(0, cursor - LOOKBACK)) if head > cursor - LOOKBACK else []
+            for change in changes:
+                if db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (change.entry_id, change.seq)).rowcount:
+                    db.execute(
+                        "INSERT INTO pending VALUES (?, ?, ?, ?) ON CONFLICT(article_id) DO UPDATE SET "
+                        "op = excluded.op, version = excluded.version, seq = excluded.seq "
+                        "WHERE excluded.seq >= pending.seq",
+                        (change.article_id, change.op, change.version, change.seq),
+                    )
+            cursor = max([cursor, head, *(c.seq for c in changes)])
+            db.execute("DELETE FROM seen WHERE seq <= ?", (cursor - LOOKBACK,))
+            self._set_meta("cursor", str(cursor))
+            touched = self._resolve_pending()
+            self._pending = int(db.execute("SELECT count(*) FROM pending").fetchone()[0])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._polled = time.monotonic()
+        self._idf.clear()  # also when another process sharing the file applied the changes
+        self._size = None
+        return rebuilt or touched
+
+    def _resolve_pending(self) -> bool:
+        """Index the pending articles whose new state is complete in Chroma; True when any row changed."""
+        waiting = self._db.execute("SELECT article_id, op, version FROM pending").fetchall()
+        touched = False
+        for start in range(0, len(waiting), FETCH_BATCH):
+            batch = waiting[start : start + FETCH_BATCH]
+            ids = [article_id for article_id, _, _ in batch]
+            records = self.store.articles.get(ids=ids, include=["metadatas"])
+            by_id = dict(zip(records["ids"], records["metadatas"], strict=True))
+            chunks = _chunks_by_article(self.store.chunks.get(where={"article_id": {"$in": ids}},
+                                                              include=["documents", "metadatas"]))
+            for article_id, op, version in batch:
+                record = by_id.get(article_id)
+                if record is None:  # gone (or, for a put, not created yet: wait for it)
+                    touched |= self._remove(article_id)
+                    done = op != PUT
+                elif record.get("state", READY) != READY or not _complete(record, chunks.get(article_id, [])):
+                    continue  # being written or deleted: the previous version stays until it is done
+                else:
+                    touched |= self._replace(article_id, chunks.get(article_id, []))
+                    done = op != PUT or version_of(record.get("fingerprint", ""), record.get("chunking", "")) == version
+                if done:
+                    self._db.execute("DELETE FROM pending WHERE article_id = ?", (article_id,))
+        return touched
+
+    def _remove(self, article_id: str) -> bool:
+        rows = self._db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,)).fetchall()
+        if rows:
+            self._db.executemany("DELETE FROM fts WHERE rowid = ?", rows)
+            self._db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+        return bool(rows)
+
+    def _replace(self, article_id: str, chunks: list[tuple[str, str, dict[str, Any]]]) -> bool:
+        self._remove(article_id)
+        self._insert(chunks)
+        return True
+
+    def _insert(self, chunks: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        db = self._db
+        for chunk_id, text, meta in chunks:
+            rowid = db.execute(
+                "INSERT INTO chunks(chunk_id, article_id, source, published_ord, text, meta) VALUES (?,?,?,?,?,?)",
+                (chunk_id, meta["article_id"], meta.get("source", ""), int(meta.get("published_ord", 0)), text,
+                 json.dumps(meta, ensure_ascii=False)),
+            ).lastrowid
+            db.execute("INSERT INTO fts(rowid, tokens) VALUES (?, ?)",
+                       (rowid, " ".join(fts_term(t) for t in tokenize(text))))
+
+    def _rebuild(self, head: int) -> int:
+        """Index everything the store holds now (inside the open transaction); return the cursor to resume at.
+
+        Articles not ``ready``, or whose chunks disagree with their record, are left pending.
+        """
+        db = self._db
+        for table in ("chunks", "fts", "pending", "seen"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        records = {rid: meta for ids, metas, _ in self.store._pages(self.store.articles, ["metadatas"])
+                   for rid, meta in zip(ids, metas, strict=True)}
+        counts: dict[str, int] = {}
+        for ids, metas, docs in self.store._pages(self.store.chunks, ["metadatas", "documents"]):
+            rows = []
+            for chunk_id, meta, text in zip(ids, metas, docs, strict=True):
+                record = records.get(meta["article_id"])
+                if (record is not None and record.get("state", READY) == READY
+                        and meta.get("content_hash") == record.get("content_hash")):
+                    rows.append((chunk_id, text, meta))
+                    counts[meta["article_id"]] = counts.get(meta["article_id"], 0) + 1
+            self._insert(rows)
+        for article_id, record in records.items():
+            if record.get("state", READY) != READY or counts.get(article_id, 0) != int(record.get("chunks", 0)):
+                self._remove(article_id)
+                db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, '', ?)", (article_id, CHECK, head))
+        return max(0, head - LOOKBACK)
+
+    def _get_meta(self, key: str, default: str) -> str:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+class FtsBM25:
+    """FTS5's ``bm25()`` over a fixed list of texts, with :class:`BM25Index`'s ``scores``: for benchmarks.
+
+    Scores exactly as :class:`LexicalIndex` does (same tokens, same SQLite function), in a private
+    temporary database.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.size = len(texts)
+        self._db = sqlite3.connect("")
+        self._db.execute("CREATE VIRTUAL TABLE fts USING fts5(tokens, tokenize='ascii')")
+        rows = ((i, " ".join(fts_term(t) for t in tokenize(text))) for i, text in enumerate(texts))
+        self._db.executemany("INSERT INTO fts(rowid, tokens) VALUES (?, ?)", rows)
+
+    def scores(self, query: str) -> np.ndarray:
+        """Score of every document for ``query`` (zeros where nothing matches)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        if match := fts_match(query):
+            for rowid, score in self._db.execute("SELECT rowid, -bm25(fts) FROM fts WHERE fts MATCH ?", (match,)):
+                out[rowid] = score
+        return out
+
+
+def filter_sql(sources: Sequence[str] = (), article_ids: Sequence[str] = (), since: int | None = None,
+               until: int | None = None) -> tuple[str, list[Any]]:
+    """SQL conditions (on the ``chunks`` table aliased ``c``) and their values for :meth:`LexicalIndex.search`."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if sources:
+        clauses.append(f"c.source IN ({','.join('?' * len(sources))})")
+        params += list(sources)
+    if article_ids:
+        clauses.append(f"c.article_id IN ({','.join('?' * len(article_ids))})")
+        params += list(article_ids)
+    if since is not None:
+        clauses.append("c.published_ord >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("c.published_ord <= ?")
+        params.append(until)
+    return " AND ".join(clauses), params
+
+
+def _chunks_by_article(got: dict[str, Any]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+    out: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    for chunk_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+        if text is not None and meta is not None:
+            out.setdefault(meta["article_id"], []).append((chunk_id, text, meta))
+    for rows in out.values():
+        rows.sort(key=lambda row: int(row[2].get("chunk_index", 0)))
+    return out
+
+
+def _complete(record: dict[str, Any], chunks: list[tuple[str, str, dict[str, Any]]]) -> bool:
+    """Whether the stored chunks are exactly the record's version: as many as it says, all of its text."""
+    return len(chunks) == int(record.get("chunks", 0)) and all(
+        meta.get("content_hash") == record.get("content_hash") for _, _, meta in chunks
+    )

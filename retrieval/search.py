@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import shutil
-import tempfile
+import sqlite3
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ingest.embedding import Embedder
-from ingest.store import PENDING, Store, passage_from, published_ord
+from ingest.store import Store, passage_from, published_ord
 from newsdesk.models import Passage
 from newsdesk.settings import Settings
 from retrieval.answer_types import answer_support, expected_type, stated_answers
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.lexical import BM25Index, index_key, tokenize
+from retrieval.lexical import LexicalIndex, filter_sql, fts_key, tokenize
 from retrieval.question import Question
 
 log = logging.getLogger(__name__)
@@ -80,87 +76,25 @@ def filters_to_where(filters: SearchFilters | None) -> dict[str, Any] | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-@dataclass
-class LexicalSnapshot:
-    """BM25 over every chunk in the store at one generation, with arrays for filtering."""
-
-    generation: int
-    count: int
-    ids: list[str]
-    texts: list[str]
-    metas: list[dict[str, Any]]
-    index: BM25Index
-    article_ids: np.ndarray
-    sources: np.ndarray
-    published: np.ndarray
-
-    @classmethod
-    def build(cls, store: Store) -> LexicalSnapshot:
-        """Read every chunk from the store and index it."""
-        generation = store.generation()
-        ids, texts, metas = [], [], []
-        for chunk_id, text, meta in store.iter_chunks():
-            ids.append(chunk_id)
-            texts.append(text)
-            metas.append(meta)
-        return cls._assemble(generation, ids, texts, metas, BM25Index(texts))
-
-    @classmethod
-    def _assemble(
-        cls, generation: int, ids: list[str], texts: list[str], metas: list[dict[str, Any]], index: BM25Index
-    ) -> LexicalSnapshot:
-        return cls(
-            generation=generation,
-            count=len(ids),
-            ids=ids,
-            texts=texts,
-            metas=metas,
-            index=index,
-            article_ids=np.array([m["article_id"] for m in metas], dtype=object),
-            sources=np.array([m.get("source", "") for m in metas], dtype=object),
-            published=np.array([int(m.get("published_ord", 0)) for m in metas], dtype=np.int64),
-        )
-
-    def save(self, directory: Path) -> None:
-        """Write the snapshot under ``directory`` (JSON and ``.npy`` files: nothing is pickled)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        chunks = {"generation": self.generation, "ids": self.ids, "texts": self.texts, "metas": self.metas}
-        (directory / "chunks.json").write_text(json.dumps(chunks, ensure_ascii=False), encoding="utf-8")
-        self.index.save(directory / "index")
-
-    @classmethod
-    def load(cls, directory: Path) -> LexicalSnapshot:
-        """Read a snapshot written by :meth:`save`."""
-        chunks = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
-        index = BM25Index.load(directory / "index")
-        if index.size != len(chunks["ids"]):
-            listed = len(chunks["ids"])
-            raise ValueError(f"{directory}: the index holds {index.size} chunks, the list {listed}")
-        return cls._assemble(chunks["generation"], chunks["ids"], chunks["texts"], chunks["metas"], index)
-
-    def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
-        """Boolean mask of chunks passing ``filters`` (None when unfiltered)."""
-        if filters is None or filters.is_empty():
-            return None
-        keep = np.ones(self.count, dtype=bool)
-        if filters.sources:
-            keep &= np.isin(self.sources, list(filters.sources))
-        if filters.article_ids:
-            keep &= np.isin(self.article_ids, list(filters.article_ids))
-        if filters.since:
-            keep &= self.published >= published_ord(filters.since)
-        if filters.until:
-            keep &= self.published <= published_ord(filters.until)
-        return keep
+def filters_to_sql(filters: SearchFilters | None) -> tuple[str, list[Any]]:
+    """Translate filters into SQL conditions on the lexical index's chunk table, with their values."""
+    if filters is None or filters.is_empty():
+        return "", []
+    return filter_sql(
+        sources=list(filters.sources or ()),
+        article_ids=list(filters.article_ids or ()),
+        since=published_ord(filters.since) if filters.since else None,
+        until=published_ord(filters.until) if filters.until else None,
+    )
 
 
 class HybridSearcher:
     """Dense plus BM25 search over the store's chunks, fused, diversified and optionally reranked.
 
-    The BM25 index is derived from what Chroma holds and rebuilt whenever the store's generation or
-    chunk count changes, whichever process wrote it. Building it means reading and tokenizing every
-    chunk (seconds on a large store), so a snapshot taken of a store at rest is also saved under
-    ``<data_dir>/lexical/`` and the next process (a cold ``newsdesk ask``) loads it instead.
+    The BM25 side is a :class:`~retrieval.lexical.LexicalIndex`: SQLite FTS5 under ``<data_dir>/lexical/``,
+    derived from what Chroma holds and brought up to date before each search from the store's change
+    feed, whichever process wrote to the store. Catching up costs what changed; only a data dir without
+    the index (or one made for another collection) reads every chunk, once.
 
     Args:
         store: the chunk store.
@@ -185,85 +119,38 @@ class HybridSearcher:
         self.reranker = reranker
         if reranker is None and settings.reranker:
             self.reranker = load_cross_encoder(settings.reranker)
-        self._snapshot: LexicalSnapshot | None = None
+        self._index: LexicalIndex | None = None
         self._lock = threading.Lock()
         self.last_timings: dict[str, float] = {}
 
-    def lexical_snapshot(self) -> LexicalSnapshot:
-        """Return the BM25 snapshot, rebuilt (or loaded from disk) if the store changed since it was taken."""
-        generation, count = self.store.generation(), self.store.count_chunks()
-        with self._lock:
-            snap = self._snapshot
-            if snap is None or snap.generation != generation or snap.count != count:
-                snap = self._snapshot = self._load_or_build(generation, count)
-            return snap
+    def lexical_snapshot(self) -> LexicalIndex:
+        """Return the BM25 index, first brought up to date with the store (one small request when unchanged)."""
+        index = self._lexical_index()
+        index.refresh()
+        return index
 
     def idf(self, token: str) -> float:
-        """IDF of a tokenized term in the snapshot the latest search used (no new freshness check)."""
-        return (self._snapshot or self.lexical_snapshot()).index.idf(token)
+        """IDF of a tokenized term in the BM25 index as the latest search left it (no new freshness check)."""
+        return (self._index or self.lexical_snapshot()).idf(token)
 
-    # --- the snapshot saved on disk ------------------------------------------------------------------
-    def _cache_root(self) -> Path:
-        return Path(self.settings.data_dir) / "lexical"
-
-    def _cache_name(self, generation: int, count: int) -> str:
-        # the collection's id changes when it is deleted and created again, which restarts the generation
-        return f"{self.store.chunks.id}-g{generation}-n{count}-{index_key()}"
-
-    def _load_or_build(self, generation: int, count: int) -> LexicalSnapshot:
-        directory = self._cache_root() / self._cache_name(generation, count)
-        if directory.is_dir():
-            try:
-                snap = LexicalSnapshot.load(directory)
-                if snap.generation == generation and snap.count == count:
-                    return snap
-            except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
-                log.warning("ignoring the saved BM25 snapshot %s: %s", directory, exc)
-        snap = LexicalSnapshot.build(self.store)
-        if (snap.generation, snap.count) == (generation, count) and self._at_rest(generation, count):
-            self._save(snap, directory)
-        return snap
-
-    def _at_rest(self, generation: int, count: int) -> bool:
-        """Whether no write is under way: only such a snapshot may be reused by another process.
-
-        A snapshot taken in the middle of an ingest can share its (generation, count) with a later
-        state of the same ingest, so it is kept in memory only (the ingest's last bump replaces it).
-        """
-        if any(record.state == PENDING for record in self.store.records().values()):
-            return False
-        return (self.store.generation(), self.store.count_chunks()) == (generation, count)
-
-    def _save(self, snap: LexicalSnapshot, directory: Path) -> None:
-        """Write ``snap`` atomically (a temporary directory renamed) and drop older snapshots."""
-        root = directory.parent
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-            try:
-                snap.save(staging)
-                os.rename(staging, directory)
-            except Exception:
-                shutil.rmtree(staging, ignore_errors=True)
-                if not directory.is_dir():  # another process saving the same snapshot first is fine
-                    raise
-            self._prune(root, snap.generation, keep=directory)
-        except Exception as exc:  # noqa: BLE001 - e.g. a read-only data dir: costs cold-start time, no more
-            log.warning("cannot save the BM25 snapshot under %s: %s", root, exc)
-
-    def _prune(self, root: Path, generation: int, keep: Path) -> None:
-        """Remove this collection's snapshots up to ``generation`` (but ``keep``) and abandoned staging."""
-        name = re.compile(rf"{re.escape(str(self.store.chunks.id))}-g(\d+)-")
-        for path in root.iterdir():
-            if path == keep:
-                continue
-            found = name.match(path.name)
-            try:
-                abandoned = path.name.startswith(".tmp-") and time.time() - path.stat().st_mtime > 3600
-            except OSError:  # removed meanwhile by another process
-                continue
-            if (found and int(found.group(1)) <= generation) or abandoned:
-                shutil.rmtree(path, ignore_errors=True)
+    def _lexical_index(self) -> LexicalIndex:
+        with self._lock:
+            if self._index is None:
+                root = Path(self.settings.data_dir) / "lexical"
+                path = root / f"{self.settings.collection}-{fts_key()}.sqlite3"
+                try:
+                    root.mkdir(parents=True, exist_ok=True)
+                    try:
+                        self._index = LexicalIndex(path, self.store)
+                    except sqlite3.DatabaseError as exc:  # damaged: it is derived data, made again
+                        log.warning("rebuilding the damaged BM25 index %s: %s", path, exc)
+                        for damaged in (path, *path.parent.glob(path.name + "-*")):
+                            damaged.unlink(missing_ok=True)
+                        self._index = LexicalIndex(path, self.store)
+                except (OSError, sqlite3.Error) as exc:  # e.g. a read-only data dir: costs a rebuild per process
+                    log.warning("cannot keep the BM25 index at %s (%s); using a temporary one", path, exc)
+                    self._index = LexicalIndex(None, self.store)
+            return self._index
 
     def dense(self, query: str, n: int, filters: SearchFilters | None = None) -> list[Passage]:
         """The ``n`` chunks nearest to ``query`` by embedding."""
@@ -271,10 +158,10 @@ class HybridSearcher:
 
     def lexical(self, query: str, n: int, filters: SearchFilters | None = None) -> list[Passage]:
         """The ``n`` best chunks for ``query`` by BM25."""
-        snap = self.lexical_snapshot()
+        where, params = filters_to_sql(filters)
         return [
-            passage_from(snap.ids[i], snap.texts[i], snap.metas[i], score)
-            for i, score in snap.index.search(query, n, snap.mask(filters))
+            passage_from(chunk_id, text, meta, score)
+            for chunk_id, text, meta, score in self.lexical_snapshot().search(query, n, where, params)
         ]
 
     def search(

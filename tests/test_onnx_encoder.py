@@ -156,3 +156,40 @@ def test_an_unwritable_cache_leaves_the_model_on_torch(tmp_path: Path, caplog: p
     assert embedder.encode(["still works"]).shape == (1, 384)
     with pytest.raises(ModelUnavailable, match="EMBEDDING_BACKEND=torch"):
         Embedder.from_settings(Settings(model_cache=blocked, embedding_backend="onnx"))
+
+
+# --- the int8 variant ---------------------------------------------------------------------------------------
+def test_int8_is_made_once_checked_against_the_float_model_and_close_to_it(
+    embedder: Embedder, model_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest.onnx_encoder import INT8_FILE, INT8_MANIFEST, INT8_MIN_COSINE, INT8_PROBES
+
+    settings = Settings(model_cache=model_cache, embedding_precision="int8")
+    int8 = Embedder.from_settings(settings)
+    where = export_dir(model_cache, BUNDLED_SHA256)
+    manifest = json.loads((where / INT8_MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["min_cosine"] >= INT8_MIN_COSINE and manifest["probes"] == len(INT8_PROBES)
+    assert manifest["float_onnx_sha256"] == json.loads((where / MANIFEST).read_text())["onnx_sha256"]
+    assert int8.backend == "onnx" and int8.name == embedder.name and int8.dimension == embedder.dimension
+    texts = [t for t in TEXTS if t]
+    cosines = (int8.encode(texts) * embedder.encode(texts)).sum(axis=1)
+    assert cosines.min() >= 0.98 and not np.allclose(int8.encode(texts), embedder.encode(texts), atol=1e-4)
+    assert (where / INT8_FILE).stat().st_size < 0.8 * (where / ONNX_FILE).stat().st_size
+    assert not [p for p in where.iterdir() if p.name.startswith(".")]  # no staging left behind
+    assert "pre-processing" not in caplog.text  # the quantizer's advice is not shown to users
+
+    # a damaged int8 file is noticed by its checksum and made again
+    stamp = (where / INT8_MANIFEST).stat().st_mtime_ns
+    with (where / INT8_FILE).open("r+b") as handle:
+        handle.seek((where / INT8_FILE).stat().st_size // 2)
+        handle.write(b"\0" * 64)
+    again = Embedder.from_settings(settings)
+    assert "fails its checksum" in caplog.text and (where / INT8_MANIFEST).stat().st_mtime_ns != stamp
+    np.testing.assert_allclose(again.encode(texts), int8.encode(texts), atol=1e-6)
+
+
+def test_int8_needs_the_onnx_backend(model_cache: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="NEWSDESK_EMBEDDING_PRECISION=float32") as caught:
+        Embedder.from_settings(Settings(model_cache=model_cache, embedding_precision="int8",
+                                        embedding_backend="torch"))
+    assert "\n" not in str(caught.value)

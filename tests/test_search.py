@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -10,17 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.store import Store, published_ord
+from ingest.store import Store
 from ingest.sync import sync_articles
 from newsdesk.errors import ModelUnavailable
 from newsdesk.models import Article, IngestReport, Passage
 from newsdesk.settings import Settings
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.lexical import BM25Index, tokenize
+from retrieval.lexical import BM25Index, LexicalIndex, tokenize
 from retrieval.search import (
     HybridSearcher,
-    LexicalSnapshot,
     constraint_share,
     constraints,
     diversify,
@@ -168,16 +166,20 @@ def write_plain(store: Store, articles: list[Article]) -> None:
     store.write_articles(items, vectors, chunking_key(200, 40))
 
 
-def test_snapshot_mask_matches_the_filters(settings) -> None:
+EVERY_ARTICLE = "harbour crane dam mayor lighthouse"  # one word of each article of CORPUS
+
+
+def test_lexical_filters_match_the_chunk_metadata(settings) -> None:
     store = Store.from_settings(settings)
     write_plain(store, CORPUS)
-    snap = LexicalSnapshot.build(store)
-    assert snap.count == store.count_chunks() == len(snap.ids)
-    assert snap.mask(None) is None and snap.mask(SearchFilters()) is None
+    searcher = HybridSearcher(store, None, settings)
+    index = searcher.lexical_snapshot()
+    assert index.count == store.count_chunks() and index.pending() == {}
 
-    def kept(filters: SearchFilters) -> set[str]:
-        return {snap.metas[i]["article_id"] for i in np.flatnonzero(snap.mask(filters))}
+    def kept(filters: SearchFilters | None) -> set[str]:
+        return articles_of(searcher.lexical(EVERY_ARTICLE, 100, filters))
 
+    assert kept(None) == kept(SearchFilters()) == set(BY_ID)
     assert kept(SearchFilters(sources=["Wire"])) == {"dam", "election"}
     assert kept(SearchFilters(sources=["Wire", "Blog"])) == {"dam", "election", "cape"}
     assert kept(SearchFilters(article_ids=["cape", "dam"])) == {"cape", "dam"}
@@ -185,9 +187,68 @@ def test_snapshot_mask_matches_the_filters(settings) -> None:
     assert kept(SearchFilters(until=date(2021, 12, 31))) == {"strike-2021", "cape"}  # undated counts as 0
     assert kept(SearchFilters(since=date(2022, 1, 1), until=date(2022, 12, 31), sources=["Wire"])) == {"dam"}
     assert kept(SearchFilters(sources=["Nobody"])) == set()
-    # each chunk's published ord is its article's
-    for i, meta in enumerate(snap.metas):
-        assert snap.published[i] == published_ord(BY_ID[meta["article_id"]].published)
+    for found in searcher.lexical(EVERY_ARTICLE, 100):  # each chunk carries its article's metadata
+        assert found.published == BY_ID[found.article_id].published
+        assert found.text == BY_ID[found.article_id].text[found.char_start : found.char_end]
+
+
+def test_lexical_index_scores_like_bm25_and_ranks_rare_terms_higher(settings) -> None:
+    store = Store.from_settings(settings)
+    write_plain(store, CORPUS)
+    searcher = HybridSearcher(store, None, settings)
+    hits = searcher.lexical("harbour strike", 10)
+    assert [p.article_id for p in hits[:1]] == ["strike-2021"] and all(p.score > 0 for p in hits)
+    assert [p.score for p in hits] == sorted((p.score for p in hits), reverse=True)
+    assert articles_of(hits) == {"strike-2021"}  # only chunks sharing a term
+    assert searcher.lexical("volcano", 5) == [] and searcher.lexical("the of and", 5) == []
+    assert searcher.idf("volcano") > searcher.idf("harbour") > searcher.idf("lighthous") > 0
+    count = store.count_chunks()
+    assert searcher.idf("volcano") == pytest.approx(np.log(1 + (count + 0.5) / 0.5))
+    # stems, irregular forms and non-ASCII words are indexed as the query tokenizer makes them
+    odd = Article(id="odd", source="Wire", text="The Zürich_team won the naïve façade prize in 2021.")
+    write_plain(store, [odd])
+    assert [p.article_id for p in searcher.lexical("zürich_team wins a facade", 5)] == ["odd"]
+    assert [p.article_id for p in searcher.lexical("naïve", 5)] == ["odd"]
+    assert searcher.lexical("naive", 5) == []
+
+
+def test_a_failed_catch_up_leaves_the_previous_index(settings, monkeypatch) -> None:
+    store = Store.from_settings(settings)
+    write_plain(store, CORPUS[:3])
+    searcher = HybridSearcher(store, None, settings)
+    before = searcher.lexical_snapshot()
+    cursor, count = before.cursor, before.count
+    write_plain(store, CORPUS[3:])
+    calls = {"n": 0}
+    original = LexicalIndex._insert
+
+    def dies_midway(self, chunks):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("killed")
+        return original(self, chunks)
+
+    monkeypatch.setattr(LexicalIndex, "_insert", dies_midway)
+    with pytest.raises(RuntimeError):
+        searcher.lexical("lighthouse", 5)
+    assert calls["n"] == 2 and (before.cursor, before.count) == (cursor, count)  # nothing half-applied
+    monkeypatch.undo()
+    assert {"cape", "lighthouse-diary"} <= articles_of(searcher.lexical("lighthouse", 50))
+    assert searcher.lexical_snapshot().count == store.count_chunks()
+
+
+def test_searchers_sharing_a_data_dir_share_one_index_file(settings) -> None:
+    store = Store.from_settings(settings)
+    write_plain(store, CORPUS[:3])
+    first = HybridSearcher(store, None, settings)
+    second = HybridSearcher(Store.from_settings(settings), None, settings)
+    assert first.lexical_snapshot().count == second.lexical_snapshot().count == store.count_chunks()
+    assert first.lexical_snapshot().path == second.lexical_snapshot().path
+    rare = second.idf("lighthous")
+    write_plain(store, CORPUS[3:])
+    assert {"cape", "lighthouse-diary"} <= articles_of(first.lexical("lighthouse", 50))  # applied by the first
+    assert {"cape", "lighthouse-diary"} <= articles_of(second.lexical("lighthouse", 50))  # seen by the second
+    assert second.lexical_snapshot().count == store.count_chunks() and second.idf("lighthous") < rare
 
 
 # === slow: the real model over a real store ===========================================================
@@ -345,10 +406,10 @@ def test_an_empty_store_finds_nothing(settings, embedder) -> None:
     searcher = HybridSearcher(Store.from_settings(settings), embedder, settings)
     assert searcher.search("harbour strike 2023") == []
     assert searcher.lexical("harbour", 5) == [] and searcher.dense("harbour", 5) == []
-    assert searcher.lexical_snapshot().count == 0
+    assert searcher.lexical_snapshot().count == 0 and searcher.idf("harbour") > 0
 
 
-# --- the BM25 snapshot follows the store ----------------------------------------------------------------
+# --- the BM25 index follows the store ------------------------------------------------------------------
 @pytest.fixture
 def small(settings, embedder) -> tuple[Store, HybridSearcher]:
     store = Store.from_settings(settings)
@@ -360,47 +421,59 @@ ZEBRA = Article(id="zebra", source="Wire", published=date(2024, 6, 1),
                 text="A zebra escaped from the city zoo on Tuesday and was found grazing in a park.")
 
 
+def index_file(settings: Settings) -> Path:
+    (path,) = (Path(settings.data_dir) / "lexical").glob("*.sqlite3")
+    return path
+
+
+def mark(settings: Settings, chunk_id: str, old: str, new: str) -> None:
+    """Change a chunk's text in the index file only, so that a rebuild from the store would undo it."""
+    import sqlite3
+
+    with sqlite3.connect(index_file(settings)) as db:
+        assert db.execute("UPDATE chunks SET text = replace(text, ?, ?) WHERE chunk_id = ?",
+                          (old, new, chunk_id)).rowcount == 1
+
+
 @pytest.mark.slow
-def test_snapshot_is_reused_while_the_store_is_unchanged(small) -> None:
+def test_an_unchanged_store_is_not_read_again(small) -> None:
     _, searcher = small
-    first = searcher.lexical_snapshot()
+    index = searcher.lexical_snapshot()
     searcher.search("dam")
-    assert searcher.lexical_snapshot() is first
-    assert first.count == 2 and set(first.ids) == {"dam::0", "election::0"}
+    assert searcher.lexical_snapshot() is index and index.refresh() is False
+    assert index.count == 2 and ids(searcher.lexical("dam mayor", 5)) == ["dam::0", "election::0"]
 
 
 @pytest.mark.slow
-def test_snapshot_rebuilds_after_an_ingest_and_a_removal(small, embedder, settings) -> None:
+def test_the_index_follows_an_ingest_and_a_removal(small, embedder, settings) -> None:
     store, searcher = small
-    before = searcher.lexical_snapshot()
+    before = searcher.lexical_snapshot().cursor
     assert searcher.lexical("zebra zoo", 5) == []
     ingest_articles([ZEBRA], store, embedder, settings)
-    after = searcher.lexical_snapshot()
-    assert after is not before and after.count == 3 and after.generation > before.generation
+    index = searcher.lexical_snapshot()
+    assert index.count == 3 and index.cursor > before and index.pending() == {}
     assert ids(searcher.lexical("zebra zoo", 5)) == ["zebra::0"]
     assert ids(searcher.search("zebra zoo", k=1)) == ["zebra::0"]
     assert articles_of(searcher.lexical("zebra", 5, SearchFilters(sources=["Wire"]))) == {"zebra"}
 
-    assert store.delete_article("zebra")  # the count changes even before the generation is bumped
-    assert searcher.lexical("zebra zoo", 5) == []
-    store.bump_generation()
+    assert store.delete_article("zebra")  # logged by the removal itself: no generation bump needed
     assert searcher.lexical("zebra zoo", 5) == []
     assert "zebra" not in articles_of(searcher.search("zebra zoo", k=3))
 
 
 @pytest.mark.slow
-def test_snapshot_rebuilds_when_the_generation_alone_changes(small, embedder, settings) -> None:
+def test_an_update_with_as_many_chunks_replaces_the_old_text(small, embedder, settings) -> None:
     store, searcher = small
-    before = searcher.lexical_snapshot()
+    count = searcher.lexical_snapshot().count
     changed = BY_ID["dam"].model_copy(update={"text": BY_ID["dam"].text.replace("gorge", "canyon")})
     report = ingest_articles([changed], store, embedder, settings)
-    assert report.updated == ["dam"] and store.count_chunks() == before.count  # same number of chunks
+    assert report.updated == ["dam"] and store.count_chunks() == count  # same number of chunks
     assert ids(searcher.lexical("canyon", 5)) == ["dam::0"]
     assert searcher.lexical("gorge", 5) == []
 
 
 @pytest.mark.slow
-def test_snapshot_sees_writes_made_through_another_store_object(small, embedder, settings) -> None:
+def test_the_index_sees_writes_made_through_another_store_object(small, embedder, settings) -> None:
     store, searcher = small
     searcher.lexical_snapshot()
     other = Store.from_settings(settings)  # as another process would open the same directory
@@ -409,7 +482,6 @@ def test_snapshot_sees_writes_made_through_another_store_object(small, embedder,
     assert ids(searcher.lexical("zebra zoo", 5)) == ["zebra::0"]
     assert ids(searcher.search("zebra zoo", k=1)) == ["zebra::0"]
     assert other.delete_article("election")
-    other.bump_generation()
     assert searcher.lexical("mayor election", 5) == []
     assert articles_of(searcher.search("mayor election", k=5)) == {"dam", "zebra"}
 
@@ -427,80 +499,82 @@ def test_search_survives_a_removal_by_another_process(small, settings) -> None:
     done = subprocess.run([str(newsdesk), "remove", "dam", "--data-dir", str(settings.data_dir)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "dam" not in articles_of(searcher.lexical("hydroelectric dam", 5))  # BM25 rebuilds from the store
+    assert "dam" not in articles_of(searcher.lexical("hydroelectric dam", 5))  # the change feed names it
     assert "dam" not in articles_of(searcher.search("hydroelectric dam", k=2))
 
 
-# --- the snapshot saved for the next process ---------------------------------------------------------------
-def saved_snapshots(settings: Settings) -> list[Path]:
-    root = Path(settings.data_dir) / "lexical"
-    return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
-
-
+# --- the index kept on disk for the next process ----------------------------------------------------------
 @pytest.mark.slow
-def test_a_new_searcher_loads_the_saved_snapshot_instead_of_rebuilding(small, embedder, settings) -> None:
+def test_a_new_searcher_uses_the_index_on_disk_and_reads_only_what_changed(small, embedder, settings) -> None:
     store, searcher = small
     built = searcher.lexical_snapshot()
-    (saved,) = saved_snapshots(settings)
-    assert f"-g{built.generation}-n{built.count}-" in saved.name
-    # mark the saved copy so that using it shows: a rebuild would read "hydroelectric" from the store
-    chunks = json.loads((saved / "chunks.json").read_text(encoding="utf-8"))
-    position = chunks["ids"].index("dam::0")
-    chunks["texts"][position] = chunks["texts"][position].replace("hydroelectric", "HYDRO")
-    (saved / "chunks.json").write_text(json.dumps(chunks), encoding="utf-8")
-
-    fresh = HybridSearcher(store, embedder, settings)
-    loaded = fresh.lexical_snapshot()
-    assert (loaded.generation, loaded.count, loaded.ids) == (built.generation, built.count, built.ids)
-    assert "HYDRO" in loaded.texts[position]
-    assert loaded.index.idf("dam") == pytest.approx(built.index.idf("dam"))
-    assert [(i, round(x, 4)) for i, x in loaded.index.search("mayor election", 5)] == [
-        (i, round(x, 4)) for i, x in built.index.search("mayor election", 5)
-    ]
-    assert list(loaded.published) == list(built.published) and list(loaded.sources) == list(built.sources)
-
-
-@pytest.mark.slow
-def test_the_saved_snapshot_follows_the_store_and_old_ones_are_removed(small, embedder, settings) -> None:
-    store, searcher = small
-    searcher.lexical_snapshot()
-    (first,) = saved_snapshots(settings)
+    # mark the kept copy so that using it shows: a rebuild would read "hydroelectric" from the store
+    mark(settings, "dam::0", "hydroelectric", "HYDRO")
+    fresh = HybridSearcher(Store.from_settings(settings), embedder, settings)
+    assert "HYDRO" in fresh.lexical("dam", 1)[0].text
+    assert fresh.lexical_snapshot().cursor == built.cursor and fresh.idf("dam") == pytest.approx(built.idf("dam"))
+    # another process ingests and removes: the next searcher applies just those articles
     ingest_articles([ZEBRA], store, embedder, settings)
-    fresh = HybridSearcher(store, embedder, settings)
-    assert ids(fresh.lexical("zebra zoo", 5)) == ["zebra::0"]
-    (second,) = saved_snapshots(settings)
-    assert second != first and f"-n{store.count_chunks()}-" in second.name
+    assert store.delete_article("election")
+    later = HybridSearcher(Store.from_settings(settings), embedder, settings)
+    assert ids(later.lexical("zebra zoo", 5)) == ["zebra::0"] and later.lexical("mayor election", 5) == []
+    assert "HYDRO" in later.lexical("dam", 1)[0].text  # the unchanged article was not read again
+    assert later.lexical_snapshot().count == 2
 
 
 @pytest.mark.slow
-def test_a_damaged_saved_snapshot_is_rebuilt(small, embedder, settings) -> None:
-    store, searcher = small
+def test_a_damaged_index_file_is_rebuilt(small, embedder, settings) -> None:
+    _, searcher = small
     searcher.lexical_snapshot()
-    (saved,) = saved_snapshots(settings)
-    (saved / "chunks.json").write_text("{not json", encoding="utf-8")
-    fresh = HybridSearcher(store, embedder, settings)
+    searcher.lexical_snapshot().close()
+    path = index_file(settings)
+    for extra in path.parent.glob(path.name + "-*"):
+        extra.unlink()
+    path.write_bytes(b"not a database" * 100)
+    fresh = HybridSearcher(Store.from_settings(settings), embedder, settings)
     assert ids(fresh.lexical("mayor election", 5)) == ["election::0"]
     assert fresh.lexical_snapshot().count == 2
 
 
 @pytest.mark.slow
-def test_a_snapshot_that_cannot_be_saved_costs_nothing_but_time(settings, embedder, caplog) -> None:
+def test_an_index_that_cannot_be_kept_costs_nothing_but_time(settings, embedder, caplog) -> None:
     store = Store.from_settings(settings)
     ingest_articles([BY_ID["dam"]], store, embedder, settings)
     (Path(settings.data_dir) / "lexical").write_text("in the way", encoding="utf-8")  # not a directory
     searcher = HybridSearcher(store, embedder, settings)
     assert ids(searcher.search("hydroelectric dam", k=1)) == ["dam::0"]
-    assert "cannot save the BM25 snapshot" in caplog.text
+    assert "cannot keep the BM25 index" in caplog.text
 
 
 @pytest.mark.slow
-def test_no_snapshot_is_saved_while_a_write_is_under_way(small, embedder, settings) -> None:
-    store, _ = small
-    got = store.articles.get(ids=["dam"], include=["metadatas"])
-    store.articles.update(ids=["dam"], metadatas=[{**got["metadatas"][0], "state": "pending"}])
-    fresh = HybridSearcher(store, embedder, settings)
-    assert fresh.lexical_snapshot().count == 2  # still searchable in memory
-    assert saved_snapshots(settings) == []
+def test_a_half_written_article_keeps_its_previous_version_until_it_is_ready(
+    small, embedder, settings, tmp_path
+) -> None:
+    from ingest.changes import PUT, version_of
+    from ingest.chunking import chunk_article, chunking_key
+
+    store, searcher = small
+    assert ids(searcher.lexical("gorge", 5)) == ["dam::0"]
+    # a writer killed after logging its intent, marking the record pending and deleting the old chunks
+    changed = BY_ID["dam"].model_copy(update={"text": BY_ID["dam"].text.replace("gorge", "canyon")})
+    key = chunking_key(settings.chunk_size, settings.chunk_overlap)
+    store._log_changes([("dam", PUT, version_of(changed.fingerprint(), key))])
+    store._upsert_records([(changed, chunk_article(changed, settings.chunk_size, settings.chunk_overlap),
+                            "pending")], key)
+    store._delete_chunks(["dam"])
+    assert ids(searcher.lexical("gorge", 5)) == ["dam::0"] and searcher.lexical("canyon", 5) == []
+    assert searcher.lexical_snapshot().pending() == {"dam": PUT}
+    # an index built from scratch now (another process's) holds neither version of it, and waits for it
+    fresh = LexicalIndex(tmp_path / "fresh.sqlite3", Store.from_settings(settings))
+    fresh.refresh()
+    assert fresh.search("gorge canyon", 5) == [] and "dam" in fresh.pending()
+    assert [cid for cid, *_ in fresh.search("mayor", 5)] == ["election::0"]
+    # the next run finishes the write: both see the new version, nothing is left waiting
+    report = ingest_articles([], store, embedder, settings)
+    assert report.updated == ["dam"]
+    assert ids(searcher.lexical("canyon", 5)) == ["dam::0"] and searcher.lexical("gorge", 5) == []
+    assert fresh.refresh() and [cid for cid, *_ in fresh.search("canyon", 5)] == ["dam::0"]
+    assert searcher.lexical_snapshot().pending() == {} == fresh.pending()
 
 
 # --- the optional cross-encoder reranker -----------------------------------------------------------------

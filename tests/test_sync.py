@@ -192,3 +192,53 @@ def test_vanished_keeps_everything_under_a_failed_directory(store, embedder, set
     assert vanished(store, [root], set(), {os.path.join(root, "locked")}) == ["a.txt"]
     assert vanished(store, [root], {"a.txt"}, set()) == ["locked/b.txt", "locked/deeper/c.txt"]
     assert vanished(store, [os.path.join(root, "loc")], set(), set()) == []  # a prefix is not a parent
+
+
+# --- batching ------------------------------------------------------------------------------------------------
+def _article(i: int, sentences: int) -> Article:
+    text = " ".join(f"Sentence {j} of article {i} says something about item {j}." for j in range(sentences))
+    return Article(id=f"b{i:03d}", source="Wire", text=text)
+
+
+def test_batches_end_at_the_article_or_chunk_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.sync
+
+    monkeypatch.setattr(ingest.sync, "BATCH_ARTICLES", 3)
+    monkeypatch.setattr(ingest.sync, "BATCH_CHUNKS", 5)
+    todo = [(_article(i, 1), [None] * n) for i, n in enumerate([1, 1, 1, 1, 4, 9, 2, 2])]
+    sizes = [[len(chunks) for _, chunks in batch] for batch in ingest.sync.batches(todo)]
+    assert sizes == [[1, 1, 1], [1, 4], [9], [2, 2]]  # an article alone over the chunk limit stays whole
+    assert [a for batch in ingest.sync.batches(todo) for a, _ in batch] == [a for a, _ in todo]
+
+
+def test_writes_keep_their_order_and_a_failed_write_stops_the_run(
+    counting: CountingEmbedder, store: Store, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.sync
+
+    monkeypatch.setattr(ingest.sync, "BATCH_ARTICLES", 2)
+    articles = [_article(i, 3) for i in range(7)]
+    written: list[list[str]] = []
+    original = store.write_articles
+
+    def recording(items, vectors, chunking=""):
+        written.append([a.id for a, _ in items])
+        assert len(vectors) == sum(len(c) for _, c in items)
+        return original(items, vectors, chunking)
+
+    monkeypatch.setattr(store, "write_articles", recording)
+    seen: list[tuple[int, int]] = []
+    report = IngestReport()
+    sync_articles(articles, store, counting, settings, report, progress=lambda _, d, t: seen.append((d, t)))
+    assert written == [["b000", "b001"], ["b002", "b003"], ["b004", "b005"], ["b006"]]
+    assert report.chunks_embedded == store.count_chunks() == seen[-1][0] == seen[-1][1]
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) == 4
+    assert all(rec.state == READY for rec in store.records().values())
+
+    def failing(items, vectors, chunking=""):
+        raise StoreUnavailable("the server went away")
+
+    monkeypatch.setattr(store, "write_articles", failing)
+    changed = [a.model_copy(update={"text": a.text + " Updated."}) for a in articles]
+    with pytest.raises(StoreUnavailable):
+        sync_articles(changed, store, counting, settings, IngestReport())
