@@ -44,6 +44,8 @@ class Settings(BaseSettings):
         None, description="Chroma server URL (http://host:port). Unset: embedded store under data_dir."
     )
     collection: str = Field("newsdesk", description="Chroma collection holding the chunks.")
+    chroma_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a Chroma server.")
+    chroma_timeout: float = Field(60.0, gt=0, description="Seconds one Chroma server request may take.")
 
     # --- embedding ---------------------------------------------------------------------------------
     embedding_model: str = Field(
