@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -104,6 +105,8 @@ def extract_html(html: str) -> HtmlExtract:
     text = normalise_text(text)
     if not text:
         text = normalise_text(scan.visible_text())
+    if not text:  # tag soup that even html.parser loses (an unclosed <script>, <head> or <svg>)
+        text = normalise_text(tag_soup_text(html))
     if not text:
         raise IngestError("no article text found in the HTML")
     meta = scan.meta
@@ -123,6 +126,38 @@ def extract_html(html: str) -> HtmlExtract:
         source=_first(meta, _SOURCE_META),
         published=published,
     )
+
+
+_SOUP_OPEN = re.compile(r"<(script|style|noscript|template|svg)\b", re.IGNORECASE)
+_SOUP_BREAK = re.compile(r"<(?:br|p|div|li|tr|h[1-6]|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
+_SOUP_TAG = re.compile(r"<[^>]*>")
+
+
+def tag_soup_text(html: str) -> str:
+    """Visible text of markup too broken for a parser: closed script/style blocks and all tags removed.
+
+    Linear in the input: a block whose closing tag is missing loses only its opening tag, and once a
+    closing tag has not been found it is not searched for again.
+    """
+    lower = html.lower()
+    parts: list[str] = []
+    cursor = 0
+    unclosed: set[str] = set()
+    for match in _SOUP_OPEN.finditer(html):
+        if match.start() < cursor:
+            continue
+        tag = match.group(1).lower()
+        close = -1 if tag in unclosed else lower.find(f"</{tag}", match.end())
+        if close < 0:
+            unclosed.add(tag)
+            continue
+        parts.append(html[cursor:match.start()])
+        end = lower.find(">", close)
+        cursor = len(html) if end < 0 else end + 1
+    parts.append(html[cursor:])
+    text = _SOUP_TAG.sub(" ", _SOUP_BREAK.sub("\n", " ".join(parts)))
+    lines = (" ".join(line.split()) for line in unescape(text).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def decode_html(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
