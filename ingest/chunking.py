@@ -64,25 +64,17 @@ def sentence_spans(text: str) -> list[Span]:
 
 
 def _long_line_spans(text: str, start: int, end: int) -> list[Span]:
-    """Sentences of an over-long line, in linear time.
+    """Sentences of an over-long line, in linear time: cut after each sentence-ending punctuation mark.
 
-    Each window of ``WINDOW`` characters is cut at its last sentence end (else its last space, else hard
-    at the window's end) and every piece becomes a span.
+    A rule this simple is enough for such lines; pieces still longer than a chunk are cut at whitespace
+    by :func:`_split_long`.
     """
     spans: list[Span] = []
     cursor = start
-    while end - cursor > WINDOW:
-        limit = cursor + WINDOW
-        cut = -1
-        for match in _SENTENCE_END.finditer(text, cursor + WINDOW // 4, limit):
-            cut = match.end()
-        if cut < 0:
-            cut = max(text.rfind(" ", cursor + 1, limit), text.rfind("\t", cursor + 1, limit))
-        if cut <= cursor:
-            cut = limit
-        if (span := _trim(text, cursor, cut)) is not None:
+    for match in _SENTENCE_END.finditer(text, start, end):
+        if (span := _trim(text, cursor, match.end())) is not None:
             spans.append(span)
-        cursor = cut
+        cursor = match.end()
     if (span := _trim(text, cursor, end)) is not None:
         spans.append(span)
     return spans
