@@ -157,7 +157,16 @@ def connect(settings: Settings, *, create: bool = True, read_only: bool = False)
 
 
 def _open_persistent(path: Path) -> chromadb.ClientAPI:
-    return chromadb.PersistentClient(path=str(path), settings=chromadb.Settings(anonymized_telemetry=False))
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=chromadb.Settings(anonymized_telemetry=False))
+    except Exception:
+        # chromadb caches one System per directory even when starting it failed; a later open in this
+        # process (the bot, a test) would get that broken one ("no attribute 'bindings'")
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(path), None)
+        raise
 
 
 def _open_snapshot(path: Path) -> chromadb.ClientAPI:
@@ -173,9 +182,7 @@ def _open_snapshot(path: Path) -> chromadb.ClientAPI:
         for root, dirs, files in os.walk(copy / "chroma"):
             for name in dirs + files:
                 os.chmod(os.path.join(root, name), 0o700 if name in dirs else 0o600)
-        return chromadb.PersistentClient(
-            path=str(copy / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False)
-        )
+        return _open_persistent(copy / "chroma")
     except Exception as exc:  # noqa: BLE001
         raise StoreUnavailable(f"the store at {path} is read-only and could not be read from a copy: "
                                f"{' '.join(str(exc).split())}") from None
