@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import stat
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -109,10 +110,11 @@ def load_sources(
     """
     result = LoadResult()
     seen: set[str] = set()
+    run_deadline = time.monotonic() + settings.fetch_run_timeout
     for raw in inputs:
         value = raw.strip()
         if is_url(value):
-            _load_url(value, settings, result, seen, progress)
+            _load_url(value, settings, result, seen, progress, run_deadline)
             continue
         scheme = _SCHEME.match(value)
         if scheme:
@@ -160,12 +162,13 @@ def load_file(
 
 
 def _load_url(
-    url: str, settings: Settings, result: LoadResult, seen: set[str], progress: Callable[[str], None] | None
+    url: str, settings: Settings, result: LoadResult, seen: set[str], progress: Callable[[str], None] | None,
+    run_deadline: float,
 ) -> None:
     if url in seen:
         return
     seen.add(url)
-    fetched = load_url(url, settings, progress=progress)
+    fetched = load_url(url, settings, progress=progress, run_deadline=run_deadline)
     result.articles.extend(fetched.articles)
     result.failures.extend(fetched.failures)
     result.warnings.extend(fetched.warnings)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, description="Overlap between chunks in characters.")
     max_file_bytes: int = Field(20_000_000, ge=1, description="Files (and downloads) above this are skipped.")
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed for one URL fetch.")
+    feed_timeout: float = Field(120.0, gt=0, description="Seconds for a feed and all the pages it links to.")
+    fetch_run_timeout: float = Field(600.0, gt=0, description="Seconds for all the URLs of one ingest run.")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts or networks (CIDR) that may be fetched although they are "
+        "not public (intranet ingest on purpose). Empty: only public addresses are fetched.",
+    )
 
     # --- retrieval ---------------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages given to the answerer.")
@@ -103,6 +109,11 @@ class Settings(BaseSettings):
     history_turns: int = Field(4, ge=0, description="Thread turns passed to the answerer.")
 
     _split_guilds = field_validator("allowed_guilds", "allowed_channels", mode="before")(_split_ids)
+
+    @field_validator("fetch_allow", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return [part for part in value.replace(" ", "").split(",") if part] if isinstance(value, str) else value
 
     @property
     def chroma_path(self) -> Path:
