@@ -99,16 +99,29 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSDESK_DISCORD_TOKEN")
     )
-    allowed_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    allowed_guilds: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Servers the bot answers in. Empty: none, unless allow_any_guild: "
+        "every server shares one archive, so anyone who adds the bot elsewhere could read and fill it.",
+    )
+    allow_any_guild: bool = Field(False, description="Answer in every server the bot is added to.")
+    admin_role_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Role ids whose members may run /ingest (besides Manage Server).",
+    )
+    discord_proxy: str | None = Field(None, description="HTTP proxy for reaching Discord, if one is needed.")
+    feedback_salt: SecretStr | None = Field(
+        None, description="Salt for hashing voter ids; unset: a random one kept in <data dir>/feedback.key.",
+    )
     allowed_channels: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    admin_role: str = Field("newsdesk-admin")
+    admin_role: str = Field("newsdesk-admin", description="Ignored since issue 13 (role names can be "
+                            "copied by anyone who can create roles): use admin_role_ids.")
     cooldown_seconds: float = Field(10.0, ge=0)
     allow_dms: bool = False
     bot_concurrency: int = Field(2, ge=1, description="Questions answered at once.")
     bot_queue: int = Field(8, ge=0, description="Questions waiting before 'busy, try again'.")
     history_turns: int = Field(4, ge=0, description="Thread turns passed to the answerer.")
 
-    _split_guilds = field_validator("allowed_guilds", "allowed_channels", mode="before")(_split_ids)
+    _split_guilds = field_validator("allowed_guilds", "allowed_channels", "admin_role_ids",
+                                    mode="before")(_split_ids)
 
     @field_validator("fetch_allow", mode="before")
     @classmethod
@@ -119,6 +132,11 @@ class Settings(BaseSettings):
     def chroma_path(self) -> Path:
         """Directory of the embedded Chroma store."""
         return self.data_dir / "chroma"
+
+    @property
+    def feedback_key(self) -> Path:
+        """File holding the salt that voter ids are hashed with, apart from the database (mode 0600)."""
+        return self.data_dir / "feedback.key"
 
     @property
     def feedback_db(self) -> Path:
