@@ -15,6 +15,7 @@ import atexit
 import errno
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -84,7 +85,12 @@ def describe_store_error(error: BaseException, settings: Settings | None = None)
 
     text = " ".join(str(error).split()).lower()
     where = (settings.chroma_url or settings.chroma_path) if settings else "the data dir"
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC or any(m in text for m in _DISK_FULL):
+    # Chroma reports a full disk as whatever step failed ("Error in compaction: Failed to apply logs to
+    # the metadata segment"): for a storage error, the free space of the embedded store's disk decides.
+    storage_error = isinstance(error, OSError | sqlite3.Error) or type(error).__module__.startswith("chromadb")
+    if ((isinstance(error, OSError) and error.errno == errno.ENOSPC) or any(m in text for m in _DISK_FULL)
+            or (storage_error and settings is not None and not settings.chroma_url
+                and disk_nearly_full(settings.data_dir))):
         disk = settings.data_dir if settings else "the store"
         return (f"the disk holding {disk} is full; nothing was lost: free space and run the command again "
                 "(an interrupted ingest is finished by the next one)")
@@ -101,6 +107,18 @@ def describe_store_error(error: BaseException, settings: Settings | None = None)
                 "stored earlier was lost: start the server again and rerun the command (an interrupted "
                 "ingest is finished by the next one)")
     return None
+
+
+def disk_nearly_full(directory: Path, reserve: int = 16 * 1024 * 1024) -> bool:
+    """Whether the disk holding ``directory`` (or its nearest existing parent) has under ``reserve`` free."""
+    path = Path(directory)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return False
+    return usage.free < min(reserve, usage.total // 10)
 
 
 def _check_embedded_files(path: Path) -> None:
@@ -265,7 +283,7 @@ class Store:
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create the store at {path}: {exc.strerror or exc}") from None
             with FileLock(str(path.parent / ".store-create.lock"), timeout=300):
-                return cls(connect(settings, create=True), settings.collection)
+                return cls._open(connect(settings, create=True), settings)
         client = connect(settings, create=create, read_only=read_only)
         if not create and not settings.chroma_url:
             names = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
@@ -274,7 +292,16 @@ class Store:
                     f"there is no collection {settings.collection!r} in the store at {settings.data_dir}: "
                     "check --data-dir / NEWSDESK_COLLECTION, or ingest articles first with `newsdesk ingest`"
                 )
-        return cls(client, settings.collection)
+        return cls._open(client, settings)
+
+    @classmethod
+    def _open(cls, client: chromadb.ClientAPI, settings: Settings) -> Store:
+        try:
+            return cls(client, settings.collection)
+        except StoreUnavailable:
+            if not settings.chroma_url and disk_nearly_full(settings.data_dir):
+                raise StoreUnavailable(describe_store_error(OSError(errno.ENOSPC, "disk full"), settings)) from None
+            raise
 
     # --- collection metadata ---------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
