@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -28,14 +29,16 @@ from pydantic import SecretStr
 
 from bot.feedback import FeedbackStore
 from bot.formatting import (
+    ADMIN_ONLY_MESSAGE,
     DMS_DISABLED_MESSAGE,
     EMPTY_QUESTION_MESSAGE,
+    NO_GUILDS_MESSAGE,
     NOT_HERE_MESSAGE,
     cooldown_message,
     incident_message,
     too_long_message,
 )
-from newsdesk.errors import UsageError
+from newsdesk.errors import NewsdeskError, UsageError
 from newsdesk.models import Answer, IngestReport
 from newsdesk.settings import Settings
 from retrieval.base import Answerer, Turn
@@ -203,6 +206,7 @@ class NewsBot(commands.Bot):
             allowed_mentions=NO_MENTIONS,
             help_command=None,
             tree_cls=NewsTree,
+            proxy=settings.discord_proxy,
         )
         self.settings = settings
         self.answerer = answerer
@@ -259,6 +263,8 @@ class NewsBot(commands.Bot):
         settings = self.settings
         if guild_id is None:
             return None if settings.allow_dms else DMS_DISABLED_MESSAGE
+        if not settings.allowed_guilds and not settings.allow_any_guild:
+            return NO_GUILDS_MESSAGE
         if settings.allowed_guilds and guild_id not in settings.allowed_guilds:
             return NOT_HERE_MESSAGE
         if settings.allowed_channels:
@@ -331,8 +337,8 @@ class NewsBot(commands.Bot):
     async def report_interaction_error(self, interaction: discord.Interaction, error: Exception) -> None:
         """Turn an exception from a command, button or modal into a short private reply."""
         original = getattr(error, "original", error)
-        if isinstance(error, app_commands.MissingRole):
-            text = f"You need the `{self.settings.admin_role}` role to use this command."
+        if isinstance(error, app_commands.MissingPermissions | app_commands.MissingRole):
+            text = ADMIN_ONLY_MESSAGE
         elif isinstance(error, app_commands.CheckFailure):
             text = str(error) or NOT_HERE_MESSAGE
         elif isinstance(original, UsageError):
@@ -357,7 +363,9 @@ def build_bot(
     The feedback store defaults to one at ``settings.feedback_db``; ``sync_commands=False`` skips
     registering slash commands with Discord (tests).
     """
-    store = feedback if feedback is not None else FeedbackStore(settings.feedback_db)
+    salt = settings.feedback_salt.get_secret_value() if settings.feedback_salt else None
+    store = feedback if feedback is not None else FeedbackStore(settings.feedback_db, salt=salt,
+                                                                key_path=settings.feedback_key)
     return NewsBot(
         settings=settings,
         answerer=answerer,
@@ -402,6 +410,10 @@ def run_bot(
         UsageError: The token is missing, malformed or rejected, or a privileged intent is not enabled.
     """
     token = validate_token(settings.discord_token)
+    if not settings.allowed_guilds and not settings.allow_any_guild:
+        log.warning("NEWSDESK_ALLOWED_GUILDS is empty: the bot will answer only direct messages (if allowed); "
+                    "list your server ids, or set NEWSDESK_ALLOW_ANY_GUILD=true to share the archive with "
+                    "every server the bot is added to")
     bot = build_bot(settings, answerer, ingest=ingest, sources=sources)
     # The model, the store and their libraries are long-lived; moving them out of the collector's
     # reach keeps full garbage collections (hundreds of ms with torch loaded) from stalling the loop.
@@ -426,3 +438,12 @@ def run_bot(
             "Enable the Message Content intent for this bot (Developer Portal, Bot page, "
             "Privileged Gateway Intents) and try again."
         ) from None
+    except (TimeoutError, aiohttp.ClientError, OSError) as error:
+        raise NewsdeskError(network_message(error, settings.discord_proxy)) from None
+
+
+def network_message(error: BaseException, proxy: str | None = None) -> str:
+    """One line for a bot that cannot reach Discord (no network, DNS, a proxy that is down)."""
+    via = f" through the proxy {proxy}" if proxy else ""
+    return (f"cannot reach Discord{via} ({type(error).__name__}): check the network connection "
+            "(and NEWSDESK_DISCORD_PROXY) and start the bot again")

@@ -2,8 +2,11 @@
 
 Two tables: ``answers`` keeps each answer the bot sent (so a 👍/👎 click, which carries only an
 answer id in its button's custom_id, can be tied back to the question even after a restart), and
-``feedback`` keeps one vote per user per answer. User ids are stored only as salted SHA-256 hashes;
-the salt is random per database and never leaves it.
+``feedback`` keeps one vote per user per answer. User ids are stored only as salted SHA-256 hashes.
+The salt is kept apart from the database, in a key file next to it (``feedback.key``, mode 0600) or in
+the ``NEWSDESK_FEEDBACK_SALT`` setting: someone holding a copy of the database and a member list cannot
+recompute the hashes. The database file is created 0600 too (SQLite gives its WAL files the same mode).
+A database from before keeps its hashes: its salt is moved out to the key file on first open.
 
 Every method opens its own short-lived connection, so the store can be called from worker threads.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -83,20 +87,60 @@ def _normalise(question: str) -> str:
     return " ".join(question.casefold().split())
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only, or make an existing one so."""
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(descriptor)
+    os.chmod(path, 0o600)
+
+
+def _write_key(path: Path, value: str, *, replace: bool = False) -> bool:
+    """Write the salt to a new 0600 file; False when the file exists (another process made it first)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(value + "\n")
+    os.chmod(path, 0o600)
+    return True
+
+
+def _read_or_make_key(path: Path) -> str:
+    if not path.exists():
+        _write_key(path, secrets.token_hex(16))
+    value = path.read_text(encoding="ascii").strip()
+    if not value:
+        raise ValueError(f"the feedback key file {path} is empty; restore it or remove it with the database")
+    return value
+
+
 class FeedbackStore:
     """Answers and votes in one SQLite file; see the module docstring."""
 
-    def __init__(self, path: Path | str):
-        """Open (creating directories and tables as needed) the database at ``path``."""
+    def __init__(self, path: Path | str, *, salt: str | None = None, key_path: Path | str | None = None):
+        """Open (creating directories and tables as needed) the database at ``path``.
+
+        Args:
+            path: The SQLite file.
+            salt: The salt for hashing user ids (a setting); by default the one in ``key_path``, made
+                at random on first use.
+            key_path: Where that salt is kept; defaults to ``path`` with the suffix ``.key``.
+        """
         self.path = Path(path)
+        self.key_path = Path(key_path) if key_path is not None else self.path.with_suffix(".key")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(self.path)
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('user_salt', ?)", (secrets.token_hex(16),)
-            )
-            self._salt = conn.execute("SELECT value FROM meta WHERE key = 'user_salt'").fetchone()[0]
+            legacy = conn.execute("SELECT value FROM meta WHERE key = 'user_salt'").fetchone()
+            if legacy is not None and salt is None:
+                _write_key(self.key_path, legacy[0], replace=True)  # keep the old hashes comparable
+            if legacy is not None:
+                conn.execute("DELETE FROM meta WHERE key = 'user_salt'")
+        self._salt = salt or _read_or_make_key(self.key_path)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -10,9 +10,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from urllib.parse import quote
 
 import discord
-from discord.utils import escape_markdown
+from discord.utils import escape_markdown, escape_mentions
 
 from newsdesk.models import Answer, Citation, IngestReport
 
@@ -137,8 +138,26 @@ def truncate(text: str, limit: int) -> str:
     return head + ELLIPSIS
 
 
-def _escape(text: str) -> str:
-    return escape_markdown(text)
+# Control characters, zero-width and bidirectional marks: invisible in Discord, used to disguise text.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_LINK_PUNCTUATION = re.compile(r"([\[\]()])")
+
+
+def discord_text(text: str) -> str:
+    """The one escape for Discord: everything from an article, a feed, a file name or a user goes through it.
+
+    Markdown is escaped (``*``, ``_``, ``~``, ``|``, ``>``, backticks), brackets and parentheses too so no
+    text can form a masked link ``[text](url)``, mentions (``@everyone``, ``<@id>``, ``<@&role>``) are
+    broken with a zero-width space so they neither ping nor render as mentions, and control, zero-width
+    and bidirectional characters are dropped.
+    """
+    text = _INVISIBLE.sub("", text)
+    text = escape_mentions(escape_markdown(text))
+    text = _LINK_PUNCTUATION.sub(r"\\\1", text)
+    return text.replace("<@", "<\u200b@").replace("<#", "<\u200b#")
+
+
+_escape = discord_text
 
 
 def _fold(text: str) -> str:
@@ -163,7 +182,21 @@ def answer_text(answer: Answer) -> str:
                 lines.append(f"\u2022 {label}" + (f" \u2014 {outlet}" if outlet else ""))
         return "\n".join(lines)
     text = answer.text.strip()
-    return _escape(text) if text else ABSTAIN_TEXT
+    return _escape_keeping_markers(text) if text else ABSTAIN_TEXT
+
+
+def _escape_keeping_markers(text: str) -> str:
+    """Apply :func:`discord_text` to everything but citation markers such as ``[1]``.
+
+    Parentheses next to a marker are still escaped, so ``[1](url)`` cannot become a link.
+    """
+    parts: list[str] = []
+    cursor = 0
+    for match in CITATION_MARKER.finditer(text):
+        parts += [discord_text(text[cursor:match.start()]), match.group()]
+        cursor = match.end()
+    parts.append(discord_text(text[cursor:]))
+    return "".join(parts)
 
 
 def thread_name(question: str) -> str:
@@ -184,11 +217,16 @@ def _date_text(value: date | datetime | str | None) -> str:
 
 
 def _safe_url(url: str) -> str | None:
-    """A URL usable in a masked link, or None for anything that is not a plain http(s) address."""
+    """A URL usable in a masked link, or None for anything that is not a plain http(s) address.
+
+    Every character outside the URL alphabet is percent-encoded, brackets and parentheses included, so
+    the target cannot close the link early and open another (``a%29b](http://x.example``); percent
+    signs already there are kept as they are, inert in Markdown.
+    """
     url = url.strip()
     if not re.match(r"https?://[^\s<>]+$", url, re.IGNORECASE) or len(url) > _MAX_URL:
         return None
-    return url.replace("(", "%28").replace(")", "%29")
+    return quote(url, safe=":/?#@!$&'*+,;=%-._~")
 
 
 def citation_field(citation: Citation) -> tuple[str, str]:
@@ -353,6 +391,10 @@ EMPTY_QUESTION_MESSAGE = (
 DMS_DISABLED_MESSAGE = "I only answer questions in server channels, not in direct messages."
 NOT_HERE_MESSAGE = "I'm not enabled in this channel."
 NOT_AVAILABLE_MESSAGE = "That command is not available on this deployment."
+ADMIN_ONLY_MESSAGE = ("Only members with the Manage Server permission or an admin role configured by id "
+                      "(NEWSDESK_ADMIN_ROLE_IDS) can use this command.")
+NO_GUILDS_MESSAGE = ("I'm not enabled in any server yet: an operator must list this server's id in "
+                     "NEWSDESK_ALLOWED_GUILDS.")
 
 
 def too_long_message(length: int, limit: int) -> str:

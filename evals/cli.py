@@ -176,11 +176,12 @@ def _run_dataset(
     from evals.judge import make_judge
     from newsdesk.cli import err, load_embedder, open_store
     from newsdesk.errors import UsageError
+    from newsdesk.terminal import markup
 
     items = load_dataset(dataset)
     with _index_dir(corpus, data_dir) as index_dir:
         settings = make_settings(index_dir)
-        store = open_store(settings)
+        store = open_store(settings, create=bool(corpus))
         embedder = load_embedder(settings)
         show = not as_json and err.is_terminal
         if corpus:
@@ -188,10 +189,8 @@ def _run_dataset(
 
             ingested = ingest(corpus, settings, store, embedder)
             for failure in ingested.failed:
-                err.print(
-                    f"[yellow]warning:[/yellow] not ingested: {failure.source}: {failure.error}",
-                    highlight=False,
-                )
+                err.print(markup("[yellow]warning:[/yellow] not ingested: {}: {}", failure.source, failure.error),
+                          highlight=False)
         if store.count_articles() == 0:
             raise UsageError(f"the index at {settings.data_dir} holds no articles: pass --corpus PATH")
         from newsdesk.runtime import Services
@@ -224,7 +223,7 @@ def _run_dataset(
     else:
         _print_result(result)
     for failure in failures:
-        err.print(f"[red]gate failed:[/red] {failure}", highlight=False)
+        err.print(markup("[red]gate failed:[/red] {}", failure), highlight=False)
     return failures
 
 
@@ -260,13 +259,14 @@ def _print_result(result: Any) -> None:
     from evals.harness import METRIC_KEYS
     from evals.report import fmt
     from newsdesk.cli import out
+    from newsdesk.terminal import markup
 
     rows = Table("id", "ok", "rank", "latency", "answer", "failures", title="questions", title_justify="left")
     for q in result.questions:
         answer = q.answer if len(q.answer) <= 70 else q.answer[:67] + "…"
         rows.add_row(
             q.id,
-            "[green]yes[/green]" if q.passed else "[red]no[/red]",
+            markup("[green]yes[/green]") if q.passed else markup("[red]no[/red]"),
             str(q.rank or "-"),
             f"{q.latency_ms:.0f} ms",
             answer,
@@ -341,6 +341,7 @@ def _run_attribution(
     from evals.attribution import load_rows, score_judge, split_half
     from evals.judge import make_judge
     from newsdesk.cli import err, load_embedder, out
+    from newsdesk.terminal import markup
 
     embedder = load_embedder(settings) if judge_spec.strip() in ("default", "") else None
     judge = make_judge(judge_spec, embedder)
@@ -377,9 +378,9 @@ def _run_attribution(
                 f"{s['recall']:.3f}",
             )
         table.add_row(
-            "[bold]all[/bold]",
+            markup("[bold]all[/bold]"),
             str(r.rows),
-            f"[bold]{r.macro_f1:.3f}[/bold]",
+            markup("[bold]{}[/bold]", f"{r.macro_f1:.3f}"),
             f"{r.precision:.3f}",
             f"{r.recall:.3f}",
         )

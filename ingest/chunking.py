@@ -12,6 +12,15 @@ from newsdesk.models import Article, Chunk
 
 _LINES = re.compile(r"[^\n]+")
 
+#: Lines longer than this are not prose paragraphs (a dump, a table flattened onto one line, minified
+#: text): pysbd's cost grows faster than linearly with a line's length, so they are cut at sentence-like
+#: boundaries by a bounded window instead (see :func:`_long_line_spans`).
+LONG_LINE = 10_000
+#: The window a long line is cut in: each cut falls at the last sentence end (else space) inside it.
+WINDOW = 2_000
+_SPACE = re.compile(r"\s")
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
+
 #: Bump when a change to this module changes the chunks made from the same text, so that stored
 #: articles are re-chunked on the next ingest.
 CHUNKER_VERSION = 2
@@ -47,8 +56,27 @@ def sentence_spans(text: str) -> list[Span]:
     """
     spans: list[Span] = []
     for line in _LINES.finditer(text):
-        if not line.group().isspace():
+        if line.end() - line.start() > LONG_LINE:
+            spans.extend(_long_line_spans(text, line.start(), line.end()))
+        elif not line.group().isspace():
             spans.extend(_line_spans(text, line.start(), line.end()))
+    return spans
+
+
+def _long_line_spans(text: str, start: int, end: int) -> list[Span]:
+    """Sentences of an over-long line, in linear time: cut after each sentence-ending punctuation mark.
+
+    A rule this simple is enough for such lines; pieces still longer than a chunk are cut at whitespace
+    by :func:`_split_long`.
+    """
+    spans: list[Span] = []
+    cursor = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        if (span := _trim(text, cursor, match.end())) is not None:
+            spans.append(span)
+        cursor = match.end()
+    if (span := _trim(text, cursor, end)) is not None:
+        spans.append(span)
     return spans
 
 
@@ -82,7 +110,9 @@ def _split_long(text: str, span: Span, size: int) -> list[Span]:
     pieces: list[Span] = []
     start = span.start
     while span.end - start > size:
-        cut = next((k for k in range(start + size, start, -1) if text[k].isspace()), start + size)
+        cut = start + size  # the last whitespace in (start, start + size], else a hard cut
+        for match in _SPACE.finditer(text, start + 1, start + size + 1):
+            cut = match.start()
         piece = _trim(text, start, cut)
         if piece:
             pieces.append(piece)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import stat
-from collections.abc import Callable
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,11 +63,32 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class _Item:
-    """One file to load: its absolute path, its article id and its name for messages."""
+    """One file to load: its absolute path, its article id and its name for messages.
+
+    ``path`` is what the OS gave (undecodable bytes of a file name kept as surrogates, so the file
+    opens); ``article_id``, ``display`` and ``origin`` are the same names made valid text by
+    :func:`safe_name`, because they are stored, compared and printed.
+    """
 
     path: str
     article_id: str
     display: str
+
+    @property
+    def origin(self) -> str:
+        return safe_name(self.path)
+
+
+def safe_name(name: str) -> str:
+    r"""A file name as valid text: bytes that are not UTF-8 (surrogates in ``os`` strings) become ``\xff``.
+
+    ``os.listdir`` returns such bytes as lone surrogates, which cannot be stored, encoded or printed.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _item(path: str, article_id: str, display: str) -> _Item:
+    return _Item(path, safe_name(article_id), safe_name(display))
 
 
 def load_sources(
@@ -85,14 +110,15 @@ def load_sources(
     """
     result = LoadResult()
     seen: set[str] = set()
+    run_deadline = time.monotonic() + settings.fetch_run_timeout
     for raw in inputs:
         value = raw.strip()
         if is_url(value):
-            _load_url(value, settings, result, seen, progress)
+            _load_url(value, settings, result, seen, progress, run_deadline)
             continue
         scheme = _SCHEME.match(value)
         if scheme:
-            result.fail(raw, f"unsupported URL scheme '{scheme.group(1)}' (only http and https)")
+            result.fail(safe_name(raw), f"unsupported URL scheme '{scheme.group(1)}' (only http and https)")
             continue
         if not value:
             result.fail(raw, "empty path")
@@ -127,7 +153,7 @@ def load_file(
     """
     result = LoadResult()
     display = os.fspath(path)
-    item = _Item(os.path.abspath(display), article_id or os.path.basename(display), display)
+    item = _item(os.path.abspath(display), article_id or os.path.basename(display), display)
     try:
         result.articles.extend(_load_file(item, settings, result))
     except Exception as error:  # noqa: BLE001 - reported as a failure, like load_sources does
@@ -136,12 +162,13 @@ def load_file(
 
 
 def _load_url(
-    url: str, settings: Settings, result: LoadResult, seen: set[str], progress: Callable[[str], None] | None
+    url: str, settings: Settings, result: LoadResult, seen: set[str], progress: Callable[[str], None] | None,
+    run_deadline: float,
 ) -> None:
     if url in seen:
         return
     seen.add(url)
-    fetched = load_url(url, settings, progress=progress)
+    fetched = load_url(url, settings, progress=progress, run_deadline=run_deadline)
     result.articles.extend(fetched.articles)
     result.failures.extend(fetched.failures)
     result.warnings.extend(fetched.warnings)
@@ -156,15 +183,15 @@ def _expand_path(value: str, result: LoadResult) -> list[_Item]:
     try:
         info = os.stat(path)
     except OSError as error:
-        result.fail(value, _os_reason(error))
+        result.fail(safe_name(value), _os_reason(error))
         return []
-    _add_root(result, absolute)
+    _add_root(result, safe_name(absolute))
     if stat.S_ISDIR(info.st_mode):
         items = _walk(absolute, value, result)
         if not items:
-            result.warnings.append(f"{value}: no supported files ({', '.join(SUPPORTED_EXTENSIONS)})")
+            result.warnings.append(f"{safe_name(value)}: no supported files ({', '.join(SUPPORTED_EXTENSIONS)})")
         return items
-    return [_Item(absolute, os.path.basename(absolute), value)]
+    return [_item(absolute, os.path.basename(absolute), value)]
 
 
 def _walk(root: str, display_root: str, result: LoadResult) -> list[_Item]:
@@ -181,7 +208,7 @@ def _walk(root: str, display_root: str, result: LoadResult) -> list[_Item]:
             with os.scandir(directory) as entries:
                 listing = sorted(entries, key=lambda entry: entry.name)
         except OSError as error:
-            result.fail(_join_display(display_root, relative) or display_root, _os_reason(error))
+            result.fail(safe_name(_join_display(display_root, relative) or display_root), _os_reason(error))
             return
         for entry in listing:
             if entry.name.startswith("."):
@@ -196,7 +223,7 @@ def _walk(root: str, display_root: str, result: LoadResult) -> list[_Item]:
                 continue
             if not entry.name.lower().endswith(SUPPORTED_EXTENSIONS):
                 continue
-            items.append(_Item(os.path.join(root, *rel.split("/")), rel, _join_display(display_root, rel)))
+            items.append(_item(os.path.join(root, *rel.split("/")), rel, _join_display(display_root, rel)))
 
     visit(root, "")
     items.sort(key=lambda item: item.article_id)
@@ -210,15 +237,19 @@ def _load_file(item: _Item, settings: Settings, result: LoadResult) -> list[Arti
         shown = extension or "no extension"
         raise IngestError(f"unsupported file type '{shown}' (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
     data = _read(item.path, settings.max_file_bytes)
-    stem = Path(item.path).stem
+    stem = Path(item.origin).stem
     if extension == ".pdf":
-        return [_pdf_article(item, data, stem)]
+        with _captured_pdf_warnings() as notes:
+            try:
+                return [_pdf_article(item, data, stem)]
+            finally:
+                result.warnings.extend(f"{item.display}: {note}" for note in notes[:3])
     if extension in (".html", ".htm"):
         html, guessed = decode_html(data)
         _warn_guessed(result, item.display, guessed)
         extract = extract_html(html)
         article = Article(id=item.article_id, text=extract.text, title=extract.title, author=extract.author,
-                          source=extract.source, published=extract.published, origin=item.path)
+                          source=extract.source, published=extract.published, origin=item.origin)
         return [fill_missing(article, fallback_title=stem)]
     text, guessed = decode_bytes(data)
     _warn_guessed(result, item.display, guessed)
@@ -229,7 +260,7 @@ def _load_file(item: _Item, settings: Settings, result: LoadResult) -> list[Arti
         return _jsonl_articles(item, text, result)
     if extension in (".md", ".markdown"):
         return [_markdown_article(item, text, stem)]
-    return [fill_missing(Article(id=item.article_id, text=text, origin=item.path), fallback_title=stem)]
+    return [fill_missing(Article(id=item.article_id, text=text, origin=item.origin), fallback_title=stem)]
 
 
 def _read(path: str, limit: int) -> bytes:
@@ -263,7 +294,7 @@ def _markdown_article(item: _Item, text: str, stem: str) -> Article:
     fields = {name: _meta_text(meta.get(name)) for name in _FRONT_MATTER_FIELDS}
     published = meta.get("published", meta.get("date"))
     article = Article(
-        id=item.article_id, text=body, published=parse_date(published), origin=item.path, **fields
+        id=item.article_id, text=body, published=parse_date(published), origin=item.origin, **fields
     )
     return fill_missing(article, fallback_title=stem)
 
@@ -293,8 +324,40 @@ def _pdf_article(item: _Item, data: bytes, stem: str) -> Article:
     if re.match(r"^(Microsoft Word - |untitled\b)|\.\w{2,4}$", title, re.IGNORECASE):
         title = ""  # authoring-tool placeholders, not titles
     article = Article(id=item.article_id, text=text, title=title, author=author, published=published,
-                      origin=item.path)
+                      origin=item.origin)
     return fill_missing(article, fallback_title=stem)
+
+
+@contextmanager
+def _captured_pdf_warnings() -> Iterator[list[str]]:
+    """Collect what pypdf logs or warns instead of letting it reach stderr.
+
+    "invalid pdf header", "EOF marker not found" and the like are then reported with the file they concern.
+    """
+    notes: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            note = "PDF: " + " ".join(record.getMessage().split())
+            if note not in notes:
+                notes.append(note)
+
+    logger = logging.getLogger("pypdf")
+    handler = _Collect(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield notes
+        for warning in caught:
+            note = "PDF: " + " ".join(str(warning.message).split())
+            if note not in notes:
+                notes.append(note)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _jsonl_articles(item: _Item, text: str, result: LoadResult) -> list[Article]:
@@ -333,7 +396,7 @@ def _jsonl_articles(item: _Item, text: str, result: LoadResult) -> list[Article]
             id=article_id,
             text=normalise_text(body),
             published=published,
-            origin=item.path,
+            origin=item.origin,
             **{key: _meta_text(record.get(key)) for key in _FRONT_MATTER_FIELDS},
         )
         articles.append(fill_missing(article, fallback_title=article_id))

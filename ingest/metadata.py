@@ -85,7 +85,8 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
     """Decode a text file or download.
 
     Order: a byte-order mark, then the declared charset (HTTP header or HTML meta), then strict UTF-8,
-    then detection with charset-normalizer.
+    then windows-1252 when the text reads as Western European (see :func:`_western_cp1252`), then
+    detection with charset-normalizer.
 
     Args:
         data: The raw bytes.
@@ -117,6 +118,9 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
+    western = _western_cp1252(data)
+    if western is not None:
+        return western, "cp1252"
     matches = list(charset_normalizer.from_bytes(data))
     if not matches:
         raise IngestError("not valid UTF-8 and the text encoding could not be detected")
@@ -128,6 +132,38 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
             best = match
             break
     return str(best), best.encoding
+
+
+#: What windows-1252 text in a Western European language holds beyond ASCII: accented Latin letters
+#: and the usual typographic signs. A reading that needs anything else is not Western text.
+_WESTERN_LETTERS = set("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝßàáâãäåæçèéêëìíîïñòóôõöøùúûüýÿŒœŠšŽžŸ")
+_WESTERN_SIGNS = set("€£¥¢©®°±§·«»“”‘’‚„–—…•™½¼¾¿¡ªº²³µ\u00a0")
+
+
+def _western_cp1252(data: bytes) -> str | None:
+    """``data`` read as windows-1252 when it looks like Western European text, else None.
+
+    Mostly-ASCII text with a few high bytes ("£15.8m", "Zürich", "€5") also "decodes" without errors as
+    Shift-JIS or a Baltic code page, which statistical detection may prefer on short text, into
+    half-width katakana or "Z³rich". Windows-1252 is chosen when every non-ASCII character it gives is
+    an accented Latin letter or a common typographic sign, and such letters are a minority of the
+    letters (Cyrillic or Greek single-byte text read as windows-1252 is almost all accented letters).
+    """
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    letters = accented = 0
+    for char in text:
+        if char.isascii():
+            letters += char.isalpha()
+            continue
+        if char in _WESTERN_LETTERS:
+            letters += 1
+            accented += 1
+        elif char not in _WESTERN_SIGNS:
+            return None
+    return text if letters and accented <= 0.3 * letters else None
 
 
 def normalise_text(text: str) -> str:
@@ -182,7 +218,8 @@ def infer_metadata(text: str) -> InferredMetadata:
         ``KARACHI (Reuters) -`` gives the source, a date in the first lines gives ``published``, and the
         first sentence (dateline and byline removed, trimmed at a word boundary) gives the title.
     """
-    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    # only a line's opening can hold a byline, dateline or title: a multi-megabyte line costs no more
+    lines = [line.strip()[:2000] for line in text.split("\n") if line.strip()]
     head = lines[:HEAD_LINES]
     result = InferredMetadata()
 

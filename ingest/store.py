@@ -11,6 +11,12 @@ finished by the next one: ``pending`` (chunks being replaced), ``ready``, ``dele
 
 from __future__ import annotations
 
+import atexit
+import errno
+import os
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -19,6 +25,7 @@ from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
+from filelock import FileLock
 from pydantic import BaseModel
 
 from ingest.changes import DELETE, PUT, ChangeLog, version_of
@@ -55,39 +62,191 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def connect(settings: Settings) -> chromadb.ClientAPI:
+#: Substrings of SQLite/Chroma errors that mean the store's files are damaged.
+_DAMAGED = ("file is not a database", "database disk image is malformed", "malformed", "corrupt",
+            "no such table")
+_READONLY = ("readonly database", "read-only file system", "attempt to write a readonly")
+_DISK_FULL = ("database or disk is full", "no space left on device", "disk full", "disk i/o error")
+
+
+def damaged_message(where: object, what: str) -> str:
+    """The one line shown for a damaged embedded store."""
+    return (f"the store at {where} is damaged: {what}; re-ingest into a new dir (--data-dir NEW) or restore "
+            f"{where} from a backup")
+
+
+def describe_store_error(error: BaseException, settings: Settings | None = None) -> str | None:
+    """A one-line, actionable message for a storage failure, or None when ``error`` is not one.
+
+    Covers a full disk, a damaged or read-only embedded store, and a Chroma server that is down, stopped
+    answering or was killed mid-run. The journal (``pending`` records) makes a rerun finish a write that
+    such a failure cut short, so each message says what to do and that nothing stored earlier was lost.
+    """
+    import httpx
+
+    text = " ".join(str(error).split()).lower()
+    where = (settings.chroma_url or settings.chroma_path) if settings else "the data dir"
+    # Chroma reports a full disk as whatever step failed ("Error in compaction: Failed to apply logs to
+    # the metadata segment"): for a storage error, the free space of the embedded store's disk decides.
+    storage_error = isinstance(error, OSError | sqlite3.Error) or type(error).__module__.startswith("chromadb")
+    if ((isinstance(error, OSError) and error.errno == errno.ENOSPC) or any(m in text for m in _DISK_FULL)
+            or (storage_error and settings is not None and not settings.chroma_url
+                and disk_nearly_full(settings.data_dir))):
+        disk = settings.data_dir if settings else "the store"
+        return (f"the disk holding {disk} is full; nothing was lost: free space and run the command again "
+                "(an interrupted ingest is finished by the next one)")
+    if isinstance(error, OSError) and error.errno == errno.EROFS or any(m in text for m in _READONLY):
+        return f"the store at {where} is read-only: reading works, but ingest and remove need write access"
+    if any(m in text for m in _DAMAGED):
+        return damaged_message(where, " ".join(str(error).split())[:200])
+    if isinstance(error, httpx.TimeoutException):
+        timeout = settings.chroma_timeout if settings else "?"
+        return (f"the Chroma server at {where} did not answer within {timeout} s (NEWSDESK_CHROMA_TIMEOUT); "
+                "check that it is healthy and run the command again")
+    if isinstance(error, httpx.TransportError):
+        return (f"lost the connection to the Chroma server at {where} ({type(error).__name__}); nothing "
+                "stored earlier was lost: start the server again and rerun the command (an interrupted "
+                "ingest is finished by the next one)")
+    return None
+
+
+def disk_nearly_full(directory: Path, reserve: int = 16 * 1024 * 1024) -> bool:
+    """Whether the disk holding ``directory`` (or its nearest existing parent) has under ``reserve`` free."""
+    path = Path(directory)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return False
+    return usage.free < min(reserve, usage.total // 10)
+
+
+def _check_embedded_files(path: Path) -> None:
+    """Refuse a store directory whose SQLite file is gone or empty while its index segments remain."""
+    database = path / "chroma.sqlite3"
+    try:
+        segments = [entry for entry in path.iterdir() if entry.is_dir()]
+        size = database.stat().st_size if database.exists() else None
+    except OSError:
+        return  # unreadable: opening reports it
+    if not segments:
+        return
+    if size is None:
+        raise StoreUnavailable(damaged_message(path, "chroma.sqlite3 is missing but its index files remain"))
+    if size == 0:
+        raise StoreUnavailable(damaged_message(path, "chroma.sqlite3 is empty (truncated)"))
+
+
+def connect(settings: Settings, *, create: bool = True, read_only: bool = False) -> chromadb.ClientAPI:
     """Open the configured Chroma client: HTTP when ``chroma_url`` is set, else embedded.
 
+    Args:
+        settings: Supplies the URL or data dir and the server timeouts.
+        create: Make the embedded store when the data dir holds none; when False, a missing store is
+            refused (a mistyped ``--data-dir`` must not silently become an empty store).
+        read_only: The caller only reads: a store on a read-only disk or directory is then read through a
+            private copy (Chroma writes to its SQLite file even to read).
+
     Raises:
-        StoreUnavailable: the server cannot be reached or the directory cannot be opened.
+        StoreUnavailable: the server cannot be reached or does not answer in time, or the directory is
+            missing, damaged or cannot be opened.
 
     """
     if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise StoreUnavailable(f"NEWSDESK_CHROMA_URL={settings.chroma_url!r} is not an http(s) URL")
-        try:
-            client = chromadb.HttpClient(
-                host=url.hostname,
-                port=url.port or (443 if url.scheme == "https" else 80),
-                ssl=url.scheme == "https",
-                settings=chromadb.Settings(anonymized_telemetry=False),
-            )
-            client.heartbeat()
-        except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
-            raise StoreUnavailable(
-                f"cannot reach the Chroma server at {settings.chroma_url} ({type(exc).__name__}); start it "
-                "with `chroma run` or unset NEWSDESK_CHROMA_URL to use the embedded store"
-            ) from None
-        return client
+        return _connect_http(settings)
     path = Path(settings.chroma_path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(
-            path=str(path), settings=chromadb.Settings(anonymized_telemetry=False)
+    if not create and not (path / "chroma.sqlite3").exists() and not path.is_dir():
+        raise StoreUnavailable(
+            f"there is no store at {settings.data_dir}: check --data-dir / NEWSDESK_DATA_DIR, or ingest "
+            "articles there first with `newsdesk ingest PATH`"
         )
+    _check_embedded_files(path) if path.is_dir() else None
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return _open_persistent(path)
+    except StoreUnavailable:
+        raise
     except Exception as exc:  # noqa: BLE001
-        raise StoreUnavailable(f"cannot open the store at {path}: {exc}") from None
+        message = describe_store_error(exc, settings)
+        if message and "read-only" in message and read_only:
+            return _open_snapshot(path)
+        raise StoreUnavailable(message or f"cannot open the store at {path}: {exc}") from None
+
+
+def _open_persistent(path: Path) -> chromadb.ClientAPI:
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=chromadb.Settings(anonymized_telemetry=False))
+    except Exception:
+        # chromadb caches one System per directory even when starting it failed; a later open in this
+        # process (the bot, a test) would get that broken one ("no attribute 'bindings'")
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(path), None)
+        raise
+
+
+def _open_snapshot(path: Path) -> chromadb.ClientAPI:
+    """Open a read-only store through a private temporary copy (Chroma writes even when only reading).
+
+    The copy is removed when the process exits; nothing is ever written back.
+    """
+    copy = Path(tempfile.mkdtemp(prefix="newsdesk-readonly-"))
+    atexit.register(shutil.rmtree, copy, True)
+    try:
+        shutil.copytree(path, copy / "chroma", dirs_exist_ok=True)
+        os.chmod(copy / "chroma", 0o700)
+        for root, dirs, files in os.walk(copy / "chroma"):
+            for name in dirs + files:
+                os.chmod(os.path.join(root, name), 0o700 if name in dirs else 0o600)
+        return _open_persistent(copy / "chroma")
+    except Exception as exc:  # noqa: BLE001
+        raise StoreUnavailable(f"the store at {path} is read-only and could not be read from a copy: "
+                               f"{' '.join(str(exc).split())}") from None
+
+
+def _connect_http(settings: Settings) -> chromadb.ClientAPI:
+    """An HTTP client with connect and request timeouts (chromadb's own client has none)."""
+    import httpx
+
+    assert settings.chroma_url
+    url = urlparse(settings.chroma_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise StoreUnavailable(f"NEWSDESK_CHROMA_URL={settings.chroma_url!r} is not an http(s) URL")
+    base = settings.chroma_url.rstrip("/")
+    timeout = httpx.Timeout(settings.chroma_timeout, connect=settings.chroma_connect_timeout)
+    hint = "start it with `chroma run` or unset NEWSDESK_CHROMA_URL to use the embedded store"
+    try:  # a bounded probe first: constructing chromadb's client already sends requests without a timeout
+        httpx.get(f"{base}/api/v2/heartbeat", timeout=timeout).raise_for_status()
+    except httpx.TimeoutException:
+        raise StoreUnavailable(
+            f"the Chroma server at {settings.chroma_url} accepted the connection but did not answer within "
+            f"{settings.chroma_timeout:g} s (NEWSDESK_CHROMA_TIMEOUT); is that address a Chroma server?"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
+        raise StoreUnavailable(
+            f"cannot reach the Chroma server at {settings.chroma_url} ({type(exc).__name__}); {hint}"
+        ) from None
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 80),
+            ssl=url.scheme == "https",
+            settings=chromadb.Settings(anonymized_telemetry=False),
+        )
+        # chromadb creates its httpx session with timeout=None; every later request gets ours
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if session is not None:
+            session.timeout = timeout
+        client.heartbeat()
+    except Exception as exc:  # noqa: BLE001
+        raise StoreUnavailable(
+            describe_store_error(exc, settings)
+            or f"cannot reach the Chroma server at {settings.chroma_url} ({type(exc).__name__}); {hint}"
+        ) from None
+    return client
 
 
 class Store:
@@ -110,12 +269,41 @@ class Store:
             self.changes = ChangeLog(client, name)
             self.max_batch = int(client.get_max_batch_size())
         except Exception as exc:  # noqa: BLE001
-            raise StoreUnavailable(f"cannot open collection {name!r}: {exc}") from None
+            raise StoreUnavailable(
+                describe_store_error(exc) or f"cannot open collection {name!r}: {exc}"
+            ) from None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        """Connect as configured and open the collections."""
-        return cls(connect(settings), settings.collection)
+    def from_settings(cls, settings: Settings, *, create: bool = True, read_only: bool = False) -> Store:
+        """Connect as configured and open the collections (``create``, ``read_only``: see :func:`connect`)."""
+        path = Path(settings.chroma_path)
+        if create and not settings.chroma_url and not (path / "chroma.sqlite3").exists():
+            # Two ingests creating the same new store would race on Chroma's schema and collections
+            # ("table collections already exists", "database is locked"): they take turns.
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create the store at {path}: {exc.strerror or exc}") from None
+            with FileLock(str(path.parent / ".store-create.lock"), timeout=300):
+                return cls._open(connect(settings, create=True), settings)
+        client = connect(settings, create=create, read_only=read_only)
+        if not create and not settings.chroma_url:
+            names = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+            if settings.collection not in names:
+                raise StoreUnavailable(
+                    f"there is no collection {settings.collection!r} in the store at {settings.data_dir}: "
+                    "check --data-dir / NEWSDESK_COLLECTION, or ingest articles first with `newsdesk ingest`"
+                )
+        return cls._open(client, settings)
+
+    @classmethod
+    def _open(cls, client: chromadb.ClientAPI, settings: Settings) -> Store:
+        try:
+            return cls(client, settings.collection)
+        except StoreUnavailable:
+            if not settings.chroma_url and disk_nearly_full(settings.data_dir):
+                raise StoreUnavailable(describe_store_error(OSError(errno.ENOSPC, "disk full"), settings)) from None
+            raise
 
     # --- collection metadata ---------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:

@@ -2,19 +2,32 @@
 
 Only the URLs the user gave (and, for a feed, the pages its entries link to) are fetched; nothing else
 is contacted. ``extract_html`` is shared with the local ``.html`` loader.
+
+Address policy: a page, a feed entry or a redirect may point anywhere, and whatever is fetched becomes
+readable through answers. So every connection (each redirect hop included) resolves the host itself and
+refuses it unless every address it resolves to is public: loopback, private, link-local (cloud metadata
+at 169.254.169.254), shared, reserved and multicast addresses, in any spelling (``2130706433``,
+``0x7f.1``, ``[::1]``, ``::ffff:127.0.0.1``), are refused; the checked address is the one connected to,
+so a second DNS answer cannot differ. ``NEWSDESK_FETCH_ALLOW`` lists hosts or networks an intranet
+deployment fetches from on purpose. Only http and https are fetched; environment proxies are not used,
+since a proxy would resolve hosts out of the policy's sight.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import feedparser
+import httpcore
 import httpx
 import trafilatura
 
@@ -38,6 +51,82 @@ _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5",
                "main", "aside", "nav", "dd", "dt", "dl", "title"}
 _SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head"}
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+
+class BlockedAddress(IngestError):
+    """A URL (or a redirect) leads to an address the fetch policy refuses."""
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None) or getattr(address, "sixtofour", None)
+    if mapped is not None:
+        return _is_public(mapped)
+    return address.is_global and not address.is_multicast
+
+
+def _allowed(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: Iterable[str]) -> bool:
+    for entry in allow:
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == host.lower().rstrip("."):
+            return True
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def checked_address(host: str, port: int, allow: Iterable[str] = ()) -> str:
+    """Resolve ``host`` and return the address to connect to, if every address it has is allowed.
+
+    Raises:
+        BlockedAddress: One of its addresses is not public and not in ``allow``.
+        IngestError: The host does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise IngestError(f"cannot resolve host {host!r}: {getattr(error, 'strerror', None) or error}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    allow = list(allow)
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if not _is_public(address) and not _allowed(host, address, allow):
+            raise BlockedAddress(
+                f"refused: {host} is {address}, not a public address (loopback, private, link-local or "
+                "reserved); add it to NEWSDESK_FETCH_ALLOW to ingest from it on purpose"
+            )
+    if not addresses:
+        raise IngestError(f"cannot resolve host {host!r}")
+    return addresses[0]
+
+
+class _CheckedBackend(httpcore.SyncBackend):
+    """httpcore's socket backend, connecting only to addresses :func:`checked_address` accepts."""
+
+    def __init__(self, allow: Iterable[str]) -> None:
+        self.allow = list(allow)
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: D102
+                    local_address: str | None = None, socket_options=None) -> httpcore.NetworkStream:
+        address = checked_address(host, port, self.allow)
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+
+def make_client(settings: Settings) -> httpx.Client:
+    """The HTTP client every fetch uses: the address policy on every connection, redirects followed."""
+    transport = httpx.HTTPTransport()
+    transport._pool._network_backend = _CheckedBackend(settings.fetch_allow)  # httpx has no public hook
+    return httpx.Client(
+        transport=transport,
+        follow_redirects=True,
+        timeout=httpx.Timeout(settings.fetch_timeout),
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
 
 
 @dataclass
@@ -104,6 +193,8 @@ def extract_html(html: str) -> HtmlExtract:
     text = normalise_text(text)
     if not text:
         text = normalise_text(scan.visible_text())
+    if not text:  # tag soup that even html.parser loses (an unclosed <script>, <head> or <svg>)
+        text = normalise_text(tag_soup_text(html))
     if not text:
         raise IngestError("no article text found in the HTML")
     meta = scan.meta
@@ -123,6 +214,38 @@ def extract_html(html: str) -> HtmlExtract:
         source=_first(meta, _SOURCE_META),
         published=published,
     )
+
+
+_SOUP_OPEN = re.compile(r"<(script|style|noscript|template|svg)\b", re.IGNORECASE)
+_SOUP_BREAK = re.compile(r"<(?:br|p|div|li|tr|h[1-6]|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
+_SOUP_TAG = re.compile(r"<[^>]*>")
+
+
+def tag_soup_text(html: str) -> str:
+    """Visible text of markup too broken for a parser: closed script/style blocks and all tags removed.
+
+    Linear in the input: a block whose closing tag is missing loses only its opening tag, and once a
+    closing tag has not been found it is not searched for again.
+    """
+    lower = html.lower()
+    parts: list[str] = []
+    cursor = 0
+    unclosed: set[str] = set()
+    for match in _SOUP_OPEN.finditer(html):
+        if match.start() < cursor:
+            continue
+        tag = match.group(1).lower()
+        close = -1 if tag in unclosed else lower.find(f"</{tag}", match.end())
+        if close < 0:
+            unclosed.add(tag)
+            continue
+        parts.append(html[cursor:match.start()])
+        end = lower.find(">", close)
+        cursor = len(html) if end < 0 else end + 1
+    parts.append(html[cursor:])
+    text = _SOUP_TAG.sub(" ", _SOUP_BREAK.sub("\n", " ".join(parts)))
+    lines = (" ".join(line.split()) for line in unescape(text).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def decode_html(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
@@ -151,6 +274,7 @@ def load_url(
     *,
     progress: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
+    run_deadline: float | None = None,
 ) -> WebResult:
     """Fetch a URL and turn it into articles: one for an HTML page, one per entry for an RSS/Atom feed.
 
@@ -160,7 +284,9 @@ def load_url(
         url: An http(s) URL as the user typed it; it becomes the article id, ``url`` and ``origin``.
         settings: Supplies ``fetch_timeout`` and ``max_file_bytes``.
         progress: Called with each URL just before it is fetched (the feed, then each entry).
-        client: An httpx client to reuse; by default one is created and closed here.
+        client: An httpx client to reuse; by default one from :func:`make_client` is created and closed.
+        run_deadline: ``time.monotonic()`` value after which nothing more is fetched (the whole run's
+            ``fetch_run_timeout``); a feed also stops at ``feed_timeout`` after it was started.
 
     Returns:
         Articles, failures and warnings; ``ok`` tells whether the URL itself was loaded.
@@ -168,21 +294,22 @@ def load_url(
     result = WebResult()
     own_client = client is None
     if client is None:
-        client = httpx.Client(
-            follow_redirects=True,
-            timeout=httpx.Timeout(settings.fetch_timeout),
-            headers={"User-Agent": USER_AGENT},
-        )
+        client = make_client(settings)
+    feed_deadline = time.monotonic() + settings.feed_timeout
+    deadline = feed_deadline if run_deadline is None else min(run_deadline, feed_deadline)
     try:
         if progress:
             progress(url)
         try:
-            download = _fetch(client, url, settings)
+            if time.monotonic() >= deadline:
+                raise IngestError(_deadline_reason(settings, run_deadline, feed_deadline))
+            download = _fetch(client, url, settings, deadline)
             feed = _parse_feed(download)
             if feed is None:
                 result.articles.append(_page_article(url, download, result.warnings))
             else:
-                _load_feed(url, feed, settings, client, result, progress)
+                _load_feed(url, feed, settings, client, result, progress,
+                           (deadline, _deadline_reason(settings, run_deadline, feed_deadline)))
             result.ok = True
         except Exception as error:  # noqa: BLE001 - one bad URL must never stop the run
             result.failures.append(IngestFailure(source=url, error=failure_reason(error)))
@@ -203,12 +330,24 @@ def failure_reason(error: BaseException) -> str:
     return f"unexpected error ({type(error).__name__}: {_one_line(error)}); please report this"
 
 
-def _fetch(client: httpx.Client, url: str, settings: Settings) -> _Download:
-    """GET ``url`` with a size cap and an overall deadline; errors become one-line IngestErrors."""
+def _deadline_reason(settings: Settings, run_deadline: float | None, feed_deadline: float) -> str:
+    if run_deadline is not None and run_deadline <= feed_deadline:
+        return (f"skipped: the run's fetch deadline of {settings.fetch_run_timeout:g} s passed "
+                "(NEWSDESK_FETCH_RUN_TIMEOUT)")
+    return f"skipped: the feed's deadline of {settings.feed_timeout:g} s passed (NEWSDESK_FEED_TIMEOUT)"
+
+
+def _fetch(client: httpx.Client, url: str, settings: Settings, until: float | None = None) -> _Download:
+    """GET ``url`` with a size cap and an overall deadline; errors become one-line IngestErrors.
+
+    ``until`` (a ``time.monotonic()`` value) shortens the deadline for a feed or run that is nearly over.
+    """
     limit = settings.max_file_bytes
-    deadline = time.monotonic() + settings.fetch_timeout
+    allowed = settings.fetch_timeout if until is None else max(0.05, min(settings.fetch_timeout,
+                                                                        until - time.monotonic()))
+    deadline = time.monotonic() + allowed
     try:
-        with client.stream("GET", url) as response:
+        with client.stream("GET", url, timeout=httpx.Timeout(allowed)) as response:
             if response.is_error:
                 raise IngestError(f"HTTP {response.status_code} {response.reason_phrase}".strip())
             declared = response.headers.get("content-length", "")
@@ -220,11 +359,11 @@ def _fetch(client: httpx.Client, url: str, settings: Settings) -> _Download:
                 if len(buffer) > limit:
                     raise IngestError(f"download exceeds {limit} bytes")
                 if time.monotonic() > deadline:
-                    raise IngestError(f"timed out after {settings.fetch_timeout:g} s")
+                    raise IngestError(f"timed out after {allowed:g} s")
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             return _Download(bytes(buffer), content_type, response.charset_encoding, str(response.url))
     except httpx.TimeoutException:
-        raise IngestError(f"timed out after {settings.fetch_timeout:g} s") from None
+        raise IngestError(f"timed out after {allowed:g} s") from None
     except httpx.TooManyRedirects:
         raise IngestError("too many redirects") from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
@@ -260,6 +399,7 @@ def _load_feed(
     client: httpx.Client,
     result: WebResult,
     progress: Callable[[str], None] | None,
+    deadline: tuple[float, str],
 ) -> None:
     feed_title = " ".join(str(feed.feed.get("title", "")).split())
     if not feed.entries:
@@ -275,10 +415,13 @@ def _load_feed(
         if link in seen:
             continue
         seen.add(link)
+        if time.monotonic() >= deadline[0]:  # many hanging links must not hold the run for ever
+            result.failures.append(IngestFailure(source=link, error=deadline[1]))
+            continue
         if progress:
             progress(link)
         try:
-            download = _fetch(client, link, settings)
+            download = _fetch(client, link, settings, deadline[0])
             article = _page_article(
                 link,
                 download,

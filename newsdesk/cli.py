@@ -15,12 +15,40 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from typer._click import exceptions as click_errors  # typer vendors click: its exception types live here
+from typer.core import TyperGroup
 
 from newsdesk.errors import NewsdeskError, UsageError
 from newsdesk.settings import Settings
+from newsdesk.terminal import SafeConsole, markup
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one line on stderr (exit 2) instead of typer's boxed panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # noqa: D102
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as exc:
+            sys.stderr.write((exc.ctx.get_help() if exc.ctx else str(exc)) + "\n")
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            hint = ""
+            if isinstance(exc, click_errors.UsageError) and exc.ctx is not None:
+                hint = f" (see `{exc.ctx.command_path} --help`)"
+            err.print(markup("[red]error:[/red] {}{}", " ".join(exc.format_message().split()), hint),
+                      highlight=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("interrupted", highlight=False)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="Ask questions of your team's news articles; every answer sentence cites a verbatim passage.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -29,14 +57,18 @@ app = typer.Typer(
 feedback_app = typer.Typer(help="Work with feedback collected by the Discord bot.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Every line printed goes through these: plain strings are text, never markup or terminal codes.
+out = SafeConsole(soft_wrap=True)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data directory (default: $NEWSDESK_DATA_DIR or ./.newsdesk).",
                  show_default=False),
 ]
+#: The settings of the command being run (one per process; tests reset it by running another command).
+_current: dict[str, Settings] = {}
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -45,9 +77,11 @@ def make_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except Exception as exc:  # noqa: BLE001 - pydantic's message is long; keep the first line
         raise UsageError(f"invalid settings: {str(exc).splitlines()[0]}") from None
+    _current["settings"] = settings  # names the data dir or server in storage errors (user_errors)
+    return settings
 
 
 @contextmanager
@@ -56,14 +90,22 @@ def user_errors():
     try:
         yield
     except UsageError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(markup("[red]error:[/red] {}", exc), highlight=False)
         raise typer.Exit(2) from None
     except NewsdeskError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(markup("[red]error:[/red] {}", exc), highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        from ingest.store import describe_store_error  # a full disk, a damaged store, a lost server
+
+        message = describe_store_error(exc, _current.get("settings"))
+        if message is None or os.environ.get("NEWSDESK_DEBUG"):
+            raise
+        err.print(markup("[red]error:[/red] {}", message), highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _quiet_libraries() -> None:
@@ -77,11 +119,16 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def open_store(settings: Settings):
-    """Open the configured store (raises StoreUnavailable with an actionable message)."""
+def open_store(settings: Settings, *, create: bool = False, write: bool = False):
+    """Open the configured store (raises StoreUnavailable with an actionable message).
+
+    Only commands that add articles pass ``create=True``: the others, given a data dir that holds no
+    store, say so instead of creating an empty one (a mistyped ``--data-dir``). Without ``create`` or
+    ``write`` the store is only read, which also works on a read-only disk.
+    """
     from ingest.store import Store
 
-    return Store.from_settings(settings)
+    return Store.from_settings(settings, create=create, read_only=not (create or write))
 
 
 def load_embedder(settings: Settings):
@@ -109,7 +156,7 @@ def ingest(
     """Load articles, chunk and embed what is new or changed, and store them."""
     with user_errors():
         settings = make_settings(data_dir)
-        store = open_store(settings)
+        store = open_store(settings, create=True)
         from ingest.embedding import LazyEmbedder
         from ingest.sync import ingest as run_ingest
 
@@ -160,9 +207,9 @@ def _print_report(report) -> None:
     out.print(f"{counts}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s",
               highlight=False)
     for warning in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(markup("[yellow]warning:[/yellow] {}", warning), highlight=False)
     for failure in report.failed:
-        err.print(f"[red]failed:[/red] {failure.source}: {failure.error}", highlight=False)
+        err.print(markup("[red]failed:[/red] {}: {}", failure.source, failure.error), highlight=False)
 
 
 @app.command()
@@ -173,7 +220,7 @@ def remove(
 ) -> None:
     """Remove articles (and their chunks) from the store."""
     with user_errors():
-        store = open_store(make_settings(data_dir))
+        store = open_store(make_settings(data_dir), write=True)
         missing = [aid for aid in article_ids if not store.delete_article(aid)]
         store.bump_generation()
         for aid in article_ids:
@@ -247,10 +294,20 @@ def stats(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
                 out.print(f"{key:16} {value}", highlight=False)
 
 
+def check_text(value: str, what: str) -> str:
+    """Refuse a command-line value that is not valid UTF-8 (its undecodable bytes arrive as surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8 text: check the terminal's encoding") from None
+    return value
+
+
 def parse_date(value: str | None, option: str) -> date | None:
     """Parse an ISO date given on the command line."""
     if value is None:
         return None
+    check_text(value, option)
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -266,8 +323,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback as the interface
         if os.environ.get("NEWSDESK_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set NEWSDESK_DEBUG=1 for the "
-                  "traceback)", highlight=False)
+        err.print(markup("[red]internal error:[/red] {}: {} (set NEWSDESK_DEBUG=1 for the traceback)",
+                         type(exc).__name__, exc), highlight=False)
         sys.exit(1)
 
 

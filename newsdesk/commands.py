@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from newsdesk.cli import (
     DataDir,
     JsonFlag,
     _quiet_libraries,
     app,
+    check_text,
     err,
     feedback_app,
     make_settings,
@@ -23,38 +23,40 @@ from newsdesk.cli import (
 )
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
+from newsdesk.terminal import markup
 
 
-def build_services(settings):
-    """Store, model, searcher and answerer for one command."""
+def build_services(settings, *, create: bool = False):
+    """Store, model, searcher and answerer for one command (``create``: make the store if missing)."""
     _quiet_libraries()
+    from newsdesk.cli import open_store
     from newsdesk.runtime import Services
 
-    return Services.from_settings(settings)
+    # opened here rather than by Services so that a mistyped --data-dir is refused, not created
+    return Services.from_settings(settings, store=open_store(settings, create=create))
 
 
 def print_answer(answer: Answer) -> None:
-    """The answer, then its numbered sources with the quoted passages."""
+    """The answer, then its numbered sources with the quoted passages (every value escaped by markup())."""
     if answer.abstained:
-        out.print(f"[bold]{escape(answer.text)}[/bold]")
+        out.print(markup("[bold]{}[/bold]", answer.text))
         if answer.related:
             out.print("\nPossibly related (not cited):")
             for rel in answer.related:
                 label = rel.title or rel.article_id
-                out.print(f"  - {escape(label)}" + (f" ({escape(rel.source)})" if rel.source else ""),
-                          highlight=False)
+                out.print(f"  - {label}" + (f" ({rel.source})" if rel.source else ""), highlight=False)
     else:
-        out.print(escape(answer.text), highlight=False)
-        out.print("\n[bold]Sources[/bold]")
+        out.print(answer.text, highlight=False)
+        out.print(markup("\n[bold]Sources[/bold]"))
         for c in answer.citations:
             head = " — ".join(x for x in [c.title or c.article_id, c.source, str(c.published or "undated")] if x)
-            out.print(f"[bold][{c.number}][/bold] {escape(head)}  [dim]{escape(c.article_id)} "
-                      f"@{c.char_start}-{c.char_end}[/dim]", highlight=False)
-            out.print(f"    [dim]│[/dim] {escape(c.quote)}", highlight=False)
+            out.print(markup("[bold]\\[{}][/bold] {}  [dim]{} @{}-{}[/dim]", c.number, head, c.article_id,
+                             c.char_start, c.char_end), highlight=False)
+            out.print(markup("    [dim]│[/dim] {}", c.quote), highlight=False)
             if c.url:
-                out.print(f"    {escape(c.url)}", highlight=False)
+                out.print(f"    {c.url}", highlight=False)
     if fallback := answer.metadata.get("fallback"):
-        err.print(f"[yellow]note:[/yellow] the LLM was not used: {fallback}", highlight=False)
+        err.print(markup("[yellow]note:[/yellow] the LLM was not used: {}", fallback), highlight=False)
 
 
 @app.command()
@@ -76,9 +78,12 @@ def ask(
 
     with user_errors():
         settings = make_settings(data_dir, as_of=parse_date(as_of, "--as-of"))
+        check_text(question, "the question")
         validate_question(question, settings)  # before the model loads: a bad question fails fast
         filters = SearchFilters(sources=source or [], since=parse_date(since, "--since"),
                                 until=parse_date(until, "--until"))
+        if filters.since and filters.until and filters.since > filters.until:
+            raise UsageError(f"--since {filters.since} is after --until {filters.until}: nothing can match")
         services = build_services(settings)
         if services.store.count_chunks() == 0:
             raise UsageError("the store is empty: run `newsdesk ingest PATH` first")
@@ -110,9 +115,10 @@ def chat(
             if not question or question.lower() in {"exit", "quit"}:
                 break
             try:
+                check_text(question, "the question")
                 answer = services.answerer.answer(question, history=history[-settings.history_turns:])
             except UsageError as exc:
-                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                err.print(markup("[red]error:[/red] {}", exc), highlight=False)
                 continue
             print_answer(answer)
             out.print()
@@ -131,7 +137,7 @@ def bot(
         from bot.app import run_bot, validate_token
 
         validate_token(settings.discord_token)  # before the model loads
-        services = build_services(settings)
+        services = build_services(settings, create=True)  # a new deployment fills it with /ingest
 
         def ingest_url(url: str):
             from ingest.sync import ingest

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
         None, description="Chroma server URL (http://host:port). Unset: embedded store under data_dir."
     )
     collection: str = Field("newsdesk", description="Chroma collection holding the chunks.")
+    chroma_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a Chroma server.")
+    chroma_timeout: float = Field(60.0, gt=0, description="Seconds one Chroma server request may take.")
 
     # --- embedding ---------------------------------------------------------------------------------
     embedding_model: str = Field(
@@ -73,6 +75,12 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, description="Overlap between chunks in characters.")
     max_file_bytes: int = Field(20_000_000, ge=1, description="Files (and downloads) above this are skipped.")
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed for one URL fetch.")
+    feed_timeout: float = Field(120.0, gt=0, description="Seconds for a feed and all the pages it links to.")
+    fetch_run_timeout: float = Field(600.0, gt=0, description="Seconds for all the URLs of one ingest run.")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts or networks (CIDR) that may be fetched although they are "
+        "not public (intranet ingest on purpose). Empty: only public addresses are fetched.",
+    )
 
     # --- retrieval ---------------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages given to the answerer.")
@@ -117,16 +125,34 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSDESK_DISCORD_TOKEN")
     )
-    allowed_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    allowed_guilds: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Servers the bot answers in. Empty: none, unless allow_any_guild: "
+        "every server shares one archive, so anyone who adds the bot elsewhere could read and fill it.",
+    )
+    allow_any_guild: bool = Field(False, description="Answer in every server the bot is added to.")
+    admin_role_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Role ids whose members may run /ingest (besides Manage Server).",
+    )
+    discord_proxy: str | None = Field(None, description="HTTP proxy for reaching Discord, if one is needed.")
+    feedback_salt: SecretStr | None = Field(
+        None, description="Salt for hashing voter ids; unset: a random one kept in <data dir>/feedback.key.",
+    )
     allowed_channels: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    admin_role: str = Field("newsdesk-admin")
+    admin_role: str = Field("newsdesk-admin", description="Ignored since issue 13 (role names can be "
+                            "copied by anyone who can create roles): use admin_role_ids.")
     cooldown_seconds: float = Field(10.0, ge=0)
     allow_dms: bool = False
     bot_concurrency: int = Field(2, ge=1, description="Questions answered at once.")
     bot_queue: int = Field(8, ge=0, description="Questions waiting before 'busy, try again'.")
     history_turns: int = Field(4, ge=0, description="Thread turns passed to the answerer.")
 
-    _split_guilds = field_validator("allowed_guilds", "allowed_channels", mode="before")(_split_ids)
+    _split_guilds = field_validator("allowed_guilds", "allowed_channels", "admin_role_ids",
+                                    mode="before")(_split_ids)
+
+    @field_validator("fetch_allow", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return [part for part in value.replace(" ", "").split(",") if part] if isinstance(value, str) else value
 
     @field_validator("watch_sources", mode="before")
     @classmethod
@@ -147,6 +173,11 @@ class Settings(BaseSettings):
     def chroma_path(self) -> Path:
         """Directory of the embedded Chroma store."""
         return self.data_dir / "chroma"
+
+    @property
+    def feedback_key(self) -> Path:
+        """File holding the salt that voter ids are hashed with, apart from the database (mode 0600)."""
+        return self.data_dir / "feedback.key"
 
     @property
     def feedback_db(self) -> Path:

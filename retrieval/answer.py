@@ -516,7 +516,8 @@ def partial_text(subject: str, q: Question) -> str:
 
 _INDIRECT = re.compile(
     r"^((?:[Ww]hat|[Ww]ho|[Ww]hich|[Ww]here|[Ww]hen|[Hh]ow (?:many|much|long|old|far)|[Ww]hose)(?: [\w’'-]+)??) "
-    r"(is|was|are|were|has been|have been|will be)\s+((?:the|a|an|this|that|these|those|his|her|its|their)\b.+|[A-Z0-9].+)$",
+    r"(is|was|are|were|has been|have been|will be)\s+"
+    r"((?:the|a|an|this|that|these|those|his|her|its|their)\b.+|[A-Z0-9].+)$",
 )
 
 
@@ -630,7 +631,7 @@ def _items_of(text: str, q: Question) -> list[tuple[str, int, int]]:
 
 
 def _is_money(text: str, start: int, end: int) -> bool:
-    """Whether the amount at ``text[start:end]`` is money: a currency sign before it or a currency word in or after it."""
+    """Whether the amount at ``text[start:end]`` is money: a currency sign before it, a currency word in or after."""
     return bool(
         _CURRENCY.search(text[max(0, start - 3) : end]) or _MONEY_WORD.search(text[start:end])
         or _MONEY_AFTER.match(text, end)

@@ -266,7 +266,8 @@ _CHANNEL_OF: dict[str, int] = {}  # interaction token -> channel id, for the ada
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for a test bot: a private data dir and no cooldown unless asked for."""
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", "cooldown_seconds": 0.0}
+    # allow_any_guild: the harness guild's id is made by dpytest; tests of the guild rule set it explicitly
+    values: dict[str, Any] = {"data_dir": tmp_path / "data", "cooldown_seconds": 0.0, "allow_any_guild": True}
     values.update(overrides)
     return Settings(**values)
 

@@ -377,9 +377,15 @@ async def test_ingest_needs_the_admin_role(tmp_path, recorder):
     try:
         member = h.members[0]
         await h.slash("ingest", url="https://example.com/story", member=member)
-        assert calls == [] and "newsdesk-admin" in h.adapter.sent[-1].content and h.adapter.sent[-1].ephemeral
+        assert calls == [] and "Manage Server" in h.adapter.sent[-1].content and h.adapter.sent[-1].ephemeral
 
-        role = backend.make_role("newsdesk-admin", h.guild)
+        # a role's name grants nothing (anyone who can create roles could copy it): its id does
+        named = backend.make_role("newsdesk-admin", h.guild, permissions=0)
+        await dpytest.add_role(member, named)
+        await h.slash("ingest", url="https://example.com/story", member=member)
+        assert calls == [] and "Manage Server" in h.adapter.sent[-1].content
+        role = backend.make_role("editors", h.guild, permissions=0)
+        h.bot.settings.admin_role_ids = [role.id]
         await dpytest.add_role(member, role)
         await h.slash("ingest", url="not a url", member=member)
         assert calls == [] and "http" in h.adapter.sent[-1].content
@@ -398,7 +404,7 @@ async def test_ingest_errors_are_reported_in_one_line(tmp_path, recorder):
 
     h = await start_harness(make_settings(tmp_path), recorder, ingest=ingest)
     try:
-        role = backend.make_role("newsdesk-admin", h.guild)
+        role = backend.make_role("admins", h.guild, permissions=discord.Permissions(manage_guild=True).value)
         await dpytest.add_role(h.members[0], role)
         await h.slash("ingest", url="https://example.com/gone")
         assert "HTTP 404" in h.adapter.sent[-1].content

@@ -141,6 +141,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_empty_store_lists_nothing(tmp_path: Path) -> None:
+    from ingest.store import Store
+    from newsdesk.settings import Settings
+
+    Store.from_settings(Settings(data_dir=tmp_path / "data"))  # a store with no articles (issue 13: a
+    # data dir holding no store at all is refused instead, see test_hostile_cli.py)
     listed = invoke("sources", "--json", *data_args(tmp_path))
     assert listed.exit_code == 0 and json.loads(listed.stdout) == []
     plain = invoke("sources", *data_args(tmp_path))

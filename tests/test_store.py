@@ -192,7 +192,7 @@ def test_unreachable_server_is_one_actionable_line(settings) -> None:
 def test_unopenable_directory_is_store_unavailable(tmp_path, settings) -> None:
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("x")
-    with pytest.raises(StoreUnavailable, match="cannot open the store"):
+    with pytest.raises(StoreUnavailable, match="cannot (open|create) the store"):
         Store.from_settings(settings.model_copy(update={"data_dir": blocker}))
 
 

@@ -127,7 +127,8 @@ def clear_requests():
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(data_dir=tmp_path, fetch_timeout=2.0, max_file_bytes=4000)
+    # the test server is on 127.0.0.1, which the fetch policy refuses unless allowed explicitly
+    return Settings(data_dir=tmp_path, fetch_timeout=2.0, max_file_bytes=4000, fetch_allow=["127.0.0.1"])
 
 
 def errors(result) -> dict[str, str]:
@@ -223,7 +224,7 @@ def test_oversized_downloads(server, settings):
 
 
 def test_slow_response_times_out(server, tmp_path):
-    settings = Settings(data_dir=tmp_path, fetch_timeout=0.3)
+    settings = Settings(data_dir=tmp_path, fetch_timeout=0.3, fetch_allow=["127.0.0.1"])
     url = f"{server}/slow.html"
     result = load_sources([url, f"{server}/article.html"], settings)
     assert errors(result) == {url: "timed out after 0.3 s"}

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NO_MENTIONS
-from bot.formatting import NOT_AVAILABLE_MESSAGE, ingest_summary, truncate
+from bot.formatting import NOT_AVAILABLE_MESSAGE, discord_text, ingest_summary, truncate
 from newsdesk.errors import NewsdeskError
 
 if TYPE_CHECKING:
@@ -22,8 +22,15 @@ BAD_URL_MESSAGE = "Give the full address of an article, starting with http:// or
 INGEST_RUNNING_MESSAGE = "An ingest is already running; try again when it has finished."
 
 
+def is_admin(member: discord.Member, role_ids: list[int]) -> bool:
+    """Whether ``member`` may run admin commands: Manage Server permission, or a role whose id is listed."""
+    if member.guild_permissions.manage_guild:
+        return True
+    return any(role.id in role_ids for role in member.roles)
+
+
 class AdminCog(commands.Cog):
-    """Commands for members holding ``settings.admin_role``."""
+    """Commands for members with Manage Server or a role in ``settings.admin_role_ids``."""
 
     def __init__(self, bot: NewsBot):
         """Bind to ``bot``."""
@@ -31,11 +38,14 @@ class AdminCog(commands.Cog):
         self._ingesting = asyncio.Lock()  # one ingest at a time: they write the same store
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
-        """Only members with the admin role may use this cog's commands."""
-        role = self.bot.settings.admin_role
+        """Only members with Manage Server or a role listed in ``admin_role_ids`` may use these commands.
+
+        Roles are matched by id, never by name: anyone who can create roles in any server the bot joins
+        could make one with the right name.
+        """
         member = interaction.user
-        if not isinstance(member, discord.Member) or discord.utils.get(member.roles, name=role) is None:
-            raise app_commands.MissingRole(role)
+        if not isinstance(member, discord.Member) or not is_admin(member, self.bot.settings.admin_role_ids):
+            raise app_commands.MissingPermissions(["manage_guild"])
         return True
 
     @app_commands.command(name="ingest", description="Fetch a news article from a URL and index it (admins).")
@@ -59,7 +69,7 @@ class AdminCog(commands.Cog):
             try:
                 report = await asyncio.to_thread(bot.ingest, url)
             except NewsdeskError as error:  # one-line, actionable messages by design
-                text = truncate(f"Could not ingest <{truncate(url, 300)}>: {error}", 1900)
+                text = truncate(f"Could not ingest <{truncate(url, 300)}>: {discord_text(str(error))}", 1900)
             else:
                 text = ingest_summary(report, url)
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
