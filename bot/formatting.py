@@ -168,11 +168,14 @@ def _fold(text: str) -> str:
 def answer_text(answer: Answer) -> str:
     """The message body for ``answer``: its text with markers, or the abstention notice.
 
-    An abstention reads "The articles don't say." followed by up to five possibly related articles,
-    listed without citation numbers.
+    An abstention reads "The articles don't say." (or, when the archive covers the story but not the detail,
+    "The articles cover X but don't say Y") followed by up to five possibly related articles, listed without
+    citation numbers. A short answer, when there is one, comes first in bold.
     """
     if answer.abstained:
-        lines = [ABSTAIN_TEXT]
+        # "The articles cover X but don't say Y" when the story is there and the detail is not
+        partial = answer.metadata.get("partial") and answer.text.startswith("The articles cover")
+        lines = [_escape(_fold(answer.text)) if partial else ABSTAIN_TEXT]
         related = answer.related[:_MAX_RELATED]
         if related:
             lines += ["", "Possibly related articles (not cited):"]
@@ -182,7 +185,12 @@ def answer_text(answer: Answer) -> str:
                 lines.append(f"\u2022 {label}" + (f" \u2014 {outlet}" if outlet else ""))
         return "\n".join(lines)
     text = answer.text.strip()
-    return _escape_keeping_markers(text) if text else ABSTAIN_TEXT
+    if not text:
+        return ABSTAIN_TEXT
+    body = _escape_keeping_markers(text)
+    if answer.short:  # the asked-for item first, in bold, then the quotes that support it
+        return f"**{_escape(_fold(answer.short))}**\n{body}"
+    return body
 
 
 def _escape_keeping_markers(text: str) -> str:

@@ -63,6 +63,28 @@ def sentence_spans(text: str) -> list[Span]:
     return spans
 
 
+def answer_sentences(text: str) -> list[tuple[int, int]]:
+    """The sentences of a chunk that the answerer scores, as (start, end) offsets into ``text``.
+
+    A fragment of four words or fewer (a dateline such as "Oct 19, 2021 ...", a heading) is joined to the
+    sentence after it, so what it says is scored, and quoted, in context; pieces under 12 characters are
+    left out. Ingest embeds exactly these (:mod:`ingest.sentence_vectors`), so they must not change
+    without the stored vectors being recomputed (a changed text simply misses the cache).
+    """
+    merged: list[tuple[int, int]] = []
+    for span in sentence_spans(text):
+        if merged and _is_fragment(text[merged[-1][0] : merged[-1][1]]):
+            merged[-1] = (merged[-1][0], span.end)
+        else:
+            merged.append((span.start, span.end))
+    return [(start, end) for start, end in merged if end - start >= 12]
+
+
+def _is_fragment(text: str) -> bool:
+    words = text.replace("...", " ").replace("…", " ").split()
+    return len(words) <= 4
+
+
 def _long_line_spans(text: str, start: int, end: int) -> list[Span]:
     """Sentences of an over-long line, in linear time: cut after each sentence-ending punctuation mark.
 

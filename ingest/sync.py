@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 from ingest.chunking import chunk_article, chunking_key
 from ingest.embedding import Embedder
+from ingest.sentence_vectors import FILE_NAME as SENTENCES_FILE
+from ingest.sentence_vectors import SentenceVectors
 from ingest.store import PENDING, READY, Store
 from newsdesk.models import Article, Chunk, IngestFailure, IngestReport
 from newsdesk.settings import Settings
@@ -41,7 +45,11 @@ def ingest(
     on_load = (lambda source: progress("load", 0, 0)) if progress else None
     loaded = load_sources(list(inputs), settings, progress=on_load)
     report = IngestReport(failed=list(loaded.failures), warnings=list(loaded.warnings))
+    # a store made before sentence vectors existed (or with them off) gets all of them once
+    backfill = settings.precompute_sentences and not (Path(settings.data_dir) / SENTENCES_FILE).exists()
     sync_articles(loaded.articles, store, embedder, settings, report, progress=progress)
+    if backfill and store.count_chunks():
+        backfill_sentences(store, embedder, settings, report, progress=progress)
     if prune:
         failed_origins = {_origin_of(f) for f in loaded.failures}
         loaded_ids = {a.id for a in loaded.articles}
@@ -116,14 +124,49 @@ def sync_articles(
     done = 0
     # One batch is encoded, then written. Writing it on a thread while the next batch is encoded was
     # measured slower on 2 cores (the encoder already keeps both busy; benchmarks/ingest_throughput.py).
+    sentences = (
+        SentenceVectors.for_embedder(settings.data_dir, embedder) if settings.precompute_sentences else None
+    )
     for batch in batches(todo):
         texts = [chunk.text for _, chunks in batch for chunk in chunks]
         store.write_articles(batch, embedder.encode(texts), chunking)
+        if sentences is not None:
+            report.sentences_embedded += _precompute(sentences, texts, embedder, report)
         done += len(texts)
         report.chunks_embedded += len(texts)
         if progress:
             progress("embed", done, total)
     store.bump_generation()
+
+
+def backfill_sentences(
+    store: Store, embedder: Embedder, settings: Settings, report: IngestReport, *, progress: Progress | None = None
+) -> None:
+    """Embed the answer sentences of every stored chunk that has none stored (see :mod:`ingest.sentence_vectors`)."""
+    sentences = SentenceVectors.for_embedder(settings.data_dir, embedder)
+    total, done, texts = store.count_chunks(), 0, []
+    for _, text, _ in store.iter_chunks():
+        texts.append(text)
+        if len(texts) == BATCH_CHUNKS:
+            report.sentences_embedded += _precompute(sentences, texts, embedder, report)
+            done, texts = done + len(texts), []
+            if progress:
+                progress("sentences", done, total)
+    if texts:
+        report.sentences_embedded += _precompute(sentences, texts, embedder, report)
+        if progress:
+            progress("sentences", total, total)
+
+
+def _precompute(sentences: SentenceVectors, texts: list[str], embedder: Embedder, report: IngestReport) -> int:
+    """Embed the answer sentences of ``texts`` for the answerer; a cache that cannot be written is a warning."""
+    try:
+        return sentences.add_chunks(texts, embedder)
+    except (sqlite3.Error, OSError) as exc:
+        warning = f"sentence vectors not stored ({exc}): answers will embed their sentences (slower)"
+        if warning not in report.warnings:
+            report.warnings.append(warning)
+        return 0
 
 
 def batches(todo: list[tuple[Article, list[Chunk]]]) -> Iterator[list[tuple[Article, list[Chunk]]]]:

@@ -171,7 +171,8 @@ def ingest(
                 "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "duplicates": report.duplicates, "removed": report.removed,
                 "failed": [f.model_dump() for f in report.failed], "warnings": report.warnings,
-                "chunks_embedded": report.chunks_embedded, "seconds": report.seconds,
+                "chunks_embedded": report.chunks_embedded, "sentences_embedded": report.sentences_embedded,
+                "seconds": report.seconds,
             })
         else:
             _print_report(report)
@@ -190,7 +191,8 @@ def _progress(enabled: bool):
         tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:
-            label = {"load": "loading", "embed": "embedding chunks"}.get(stage, stage)
+            label = {"load": "loading", "embed": "embedding chunks",
+                     "sentences": "embedding answer sentences"}.get(stage, stage)
             if stage not in tasks:
                 tasks[stage] = bar.add_task(label, total=total or None)
             if stage == "load":
@@ -204,7 +206,8 @@ def _progress(enabled: bool):
 def _print_report(report) -> None:
     counts = ", ".join(f"{name} {len(getattr(report, name))}" for name in
                        ("added", "updated", "unchanged", "duplicates", "removed", "failed"))
-    out.print(f"{counts}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s",
+    sentences = f" (+{report.sentences_embedded} answer sentences)" if report.sentences_embedded else ""
+    out.print(f"{counts}; {report.chunks_embedded} chunks embedded{sentences} in {report.seconds:.1f} s",
               highlight=False)
     for warning in report.warnings:
         err.print(markup("[yellow]warning:[/yellow] {}", warning), highlight=False)

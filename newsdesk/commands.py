@@ -46,6 +46,8 @@ def print_answer(answer: Answer) -> None:
                 label = rel.title or rel.article_id
                 out.print(f"  - {label}" + (f" ({rel.source})" if rel.source else ""), highlight=False)
     else:
+        if answer.short:  # the asked-for item alone, verbatim from the first quote, when the evidence is clear
+            out.print(markup("[bold]{}[/bold]", answer.short), highlight=False)
         out.print(answer.text, highlight=False)
         out.print(markup("\n[bold]Sources[/bold]"))
         for c in answer.citations:

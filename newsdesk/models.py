@@ -134,4 +134,6 @@ class IngestReport(BaseModel):
     failed: list[IngestFailure] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     chunks_embedded: int = 0
+    #: answer sentences of the new chunks embedded for the answerer (those of known texts are reused)
+    sentences_embedded: int = 0
     seconds: float = 0.0

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         "float32", description="'int8': a dynamically quantized copy of the ONNX export (made once in "
         "model_cache, used only if its vectors keep cosine >= 0.99 with the float model's on probe texts).",
     )
+    precompute_sentences: bool = Field(
+        True, description="Embed every chunk's answer sentences at ingest (<data_dir>/sentences.sqlite3), so "
+        "answering embeds none; off: ingest is about twice as fast and each answer embeds its sentences.",
+    )
     model_cache: Path = Field(
         default_factory=_default_model_cache, description="Where model exports are kept (made locally, never "
         "downloaded).",

@@ -105,7 +105,7 @@ def watch(
         except ValueError:
             raise UsageError(f"--every wants an interval like 30s, 15m or 2h, not {every!r}") from None
         settings = make_settings(data_dir)
-        store = open_store(settings)
+        store = open_store(settings, create=True)  # watching fills the store, as ingest does
         from ingest.embedding import LazyEmbedder
         from newsdesk.cli import load_embedder
 

@@ -21,7 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ingest.chunking import sentence_spans
+from ingest.chunking import answer_sentences
+from ingest.sentence_vectors import SentenceVectors
 from ingest.store import Store
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
@@ -160,6 +161,8 @@ class ExtractiveAnswerer:
         self.settings = settings
         self.models = models or load_models()
         self._sentence_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # the vectors ingest computed for every stored sentence (read-only here; absent: computed as needed)
+        self._stored_vectors = SentenceVectors.for_embedder(settings.data_dir, searcher.embedder, read_only=True)
 
     def answer(
         self,
@@ -345,11 +348,16 @@ class ExtractiveAnswerer:
     def _embed(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._sentence_cache]
         if missing:
+            stored = self._stored_vectors.get_many(missing)
+            self._sentence_cache.update(stored)
+            missing = [t for t in missing if t not in stored]
+        if missing:
             for text, vec in zip(missing, self.searcher.embedder.encode(missing), strict=True):
                 self._sentence_cache[text] = vec
-            while len(self._sentence_cache) > 20_000:
-                self._sentence_cache.popitem(last=False)
-        return np.stack([self._sentence_cache[t] for t in texts])
+        vectors = np.stack([self._sentence_cache[t] for t in texts])
+        while len(self._sentence_cache) > 20_000:
+            self._sentence_cache.popitem(last=False)
+        return vectors
 
     # --- composing -------------------------------------------------------------------------------
     def _compose(
@@ -542,36 +550,23 @@ def abstention(question: str, passages: list[Passage], answerer: str, metadata: 
 
 
 def _sentences(passages: list[Passage]) -> list[Candidate]:
-    """Sentences of the passages with absolute offsets; a sentence shared by overlapping chunks once.
+    """Sentences of the passages (:func:`~ingest.chunking.answer_sentences`) with absolute offsets.
 
-    A fragment (a dateline such as "Oct 19, 2021 ...", a heading) is joined to the sentence after it,
-    so what it says is scored, and quoted, in context.
+    A sentence shared by overlapping chunks comes once; ``previous`` is the sentence before it in its passage.
     """
     seen: set[tuple[str, int]] = set()
     out = []
     for rank, passage in enumerate(passages):
-        spans = sentence_spans(passage.text)
-        merged: list[tuple[int, int]] = []
-        for span in spans:
-            if merged and _is_fragment(passage.text[merged[-1][0] : merged[-1][1]]):
-                merged[-1] = (merged[-1][0], span.end)
-            else:
-                merged.append((span.start, span.end))
         previous = ""
-        for start, end in merged:
+        for start, end in answer_sentences(passage.text):
             key = (passage.article_id, passage.char_start + start)
             text = passage.text[start:end]
-            if key not in seen and end - start >= 12:
+            if key not in seen:
                 seen.add(key)
                 out.append(Candidate(passage, rank, passage.char_start + start, passage.char_start + end, text,
                                      previous=previous))
             previous = text
     return out
-
-
-def _is_fragment(text: str) -> bool:
-    words = text.replace("...", " ").replace("…", " ").split()
-    return len(words) <= 4
 
 
 _WORDS = re.compile(r"\w+")

@@ -191,6 +191,27 @@ def test_abstention_lists_related_articles_uncited():
     assert not CITATION_MARKER.search(content)
 
 
+def test_short_answer_comes_first_in_bold_and_escaped():
+    answer = Answer(question="Who?", text="Two engineers *died* in the attack. [1]", short="Two *engineers*",
+                    citations=[_citation(1)])
+    content = render_answer(answer)[0].content or ""
+    first, rest = content.split("\n", 1)
+    assert first == "**Two \\*engineers\\***"  # bold, and the item's own markup is text
+    assert rest.startswith("Two engineers \\*died\\* in the attack. [1]")
+
+
+def test_partial_abstention_names_the_story_and_lists_related_articles():
+    text = "The articles cover “Ask Jeeves buys Bloglines” but don't say what the price was."
+    answer = Answer(question="How much?", text=text, abstained=True, metadata={"partial": True},
+                    related=[RelatedArticle(article_id="a1", title="Ask Jeeves buys Bloglines", source="BBC")])
+    content = render_answer(answer)[0].content or ""
+    assert content.startswith("The articles cover “Ask Jeeves buys Bloglines” but don't say what the price was.")
+    assert "Possibly related" in content and not CITATION_MARKER.search(content)
+    # an abstention not marked partial keeps the plain notice whatever its text
+    plain = answer.model_copy(update={"metadata": {}})
+    assert (render_answer(plain)[0].content or "").startswith(ABSTAIN_TEXT)
+
+
 def test_render_answer_fits_every_limit_with_long_text_and_many_huge_citations():
     citations = [_citation(n, quote="Q" * 5000 + " end", title="T" * 400) for n in range(1, 61)]
     answer = Answer(question="q", text=_sentences(300), citations=citations)

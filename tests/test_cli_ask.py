@@ -146,6 +146,9 @@ def test_bad_date_exits_2(tmp_path: Path, option: str, value: str) -> None:
 
 @pytest.mark.slow
 def test_empty_store_says_to_ingest_first(tmp_path: Path) -> None:
+    (tmp_path / "nothing").mkdir()
+    invoke("ingest", str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "empty"))  # a store, no articles
+    assert (tmp_path / "empty").is_dir()
     result = invoke("ask", "When did the dam open?", "--data-dir", str(tmp_path / "empty"))
     assert result.exit_code == 2
     assert "newsdesk ingest" in one_line_error(result)
@@ -187,3 +190,17 @@ def test_bot_without_a_token_is_a_one_line_usage_error(tmp_path):
     assert result.exit_code == 2
     assert "DISCORD_TOKEN" in result.output
     assert "Traceback" not in result.output
+
+
+def test_short_answer_is_printed_first_then_the_quotes(capsys: pytest.CaptureFixture[str]) -> None:
+    from newsdesk.commands import print_answer
+    from newsdesk.models import Citation
+
+    quote = "The bombing killed two [bold]Chinese[/bold] engineers."
+    answer = Answer(question="How many?", text=f"{quote} [1]", short="two [bold]",
+                    citations=[Citation(number=1, article_id="a1", quote=quote, char_start=0, char_end=len(quote))])
+    print_answer(answer)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "two [bold]"  # the item first; markup in it is text, never style
+    assert lines[1] == f"{quote} [1]"
+    assert "Sources" in lines

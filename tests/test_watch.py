@@ -93,6 +93,7 @@ def _texts(store) -> dict[str, str]:
 def test_entries_appear_change_and_vanish_across_runs_with_backoff(feed: str, settings, embedder) -> None:
     from ingest.store import Store
 
+    settings = settings.model_copy(update={"fetch_allow": ["127.0.0.1"]})  # the feed is a local test server
     store = Store.from_settings(settings)
     clock = [1000.0]
     summaries: list[RunSummary] = []
@@ -141,7 +142,8 @@ def _records(data: Path) -> dict[str, tuple[str, str]]:
 
 
 def _watch(data: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_FETCH_TIMEOUT": "10"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_FETCH_TIMEOUT": "10",
+           "NEWSDESK_FETCH_ALLOW": "127.0.0.1"}  # the feed is a local test server
     return subprocess.Popen([sys.executable, "-c", "from newsdesk.cli import main; main()", "watch", *args,
                              "--data-dir", str(data)], env=env, stderr=subprocess.PIPE, text=True)
 
