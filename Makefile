@@ -22,12 +22,21 @@ demo: setup
 	$(BIN)/newsdesk ingest data/sample --data-dir $(DEMO_DATA)
 	$(BIN)/newsdesk ask "$(QUESTION)" --data-dir $(DEMO_DATA)
 
-# The dev-set gates sit at the levels the default answerer reaches, less one question of slack.
-EVAL_GATES := --min-answer-accuracy 0.9 --min-hit-at-k 0.8 --min-citation-validity 1.0 \
-	--min-citation-precision 0.9 --min-citation-recall 0.9 --min-abstention-recall 1.0
+# The dev-set gates sit at the levels the default answerer reaches, less one question of slack
+# (sample: 10 answerable, 2 unanswerable; BBC: 48 and 12; timeline: 23 questions).
+EVAL_GATES := --min-answer-accuracy 0.9 --min-strict-accuracy 0.8 --min-hit-at-k 0.8 \
+	--min-citation-validity 1.0 --min-citation-precision 0.9 --min-citation-recall 0.9 --min-abstention-recall 1.0
+BBC_GATES := --min-answer-accuracy 0.85 --min-strict-accuracy 0.79 --min-hit-at-k 0.91 \
+	--min-citation-validity 1.0 --min-citation-precision 0.95 --min-citation-recall 0.95 \
+	--min-abstention-recall 0.5 --min-abstention-precision 0.85
+# The BBC gate ingests the 2,225 articles without precomputing answer sentences (identical answers,
+# three minutes less CI; the precomputed path has its own tests).
+BBC_EVAL := NEWSDESK_PRECOMPUTE_SENTENCES=false $(BIN)/newsdesk eval ../shared/bench/bbc/dev.jsonl \
+	--corpus ../shared/bench/bbc/articles
 
 test: setup
 	$(BIN)/newsdesk eval ../shared/eval/dev.jsonl --corpus data/sample $(EVAL_GATES)
+	$(BBC_EVAL) $(BBC_GATES)
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -39,6 +48,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/ask_latency.py
+	$(BIN)/python benchmarks/bbc_answers.py
 
 # Refresh the pins after changing dependencies in pyproject.toml.
 lock:

@@ -72,6 +72,7 @@ def eval_command(
     min_citation_recall: Annotated[float | None, _gate("--min-citation-recall")] = None,
     min_citation_validity: Annotated[float | None, _gate("--min-citation-validity")] = None,
     min_abstention_recall: Annotated[float | None, _gate("--min-abstention-recall")] = None,
+    min_abstention_precision: Annotated[float | None, _gate("--min-abstention-precision")] = None,
     beir: Annotated[
         Path | None,
         typer.Option(
@@ -137,6 +138,7 @@ def eval_command(
             "citation_recall": min_citation_recall,
             "citation_validity": min_citation_validity,
             "abstention_recall": min_abstention_recall,
+            "abstention_precision": min_abstention_precision,
         }
         assert dataset is not None
         from newsdesk.cli import parse_date

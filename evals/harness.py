@@ -329,6 +329,7 @@ GATES = {
     "--min-citation-recall": "citation_recall",
     "--min-citation-validity": "citation_validity",
     "--min-abstention-recall": "abstention_recall",
+    "--min-abstention-precision": "abstention_precision",
 }
 
 

@@ -94,9 +94,10 @@ class Settings(BaseSettings):
     reranker: str | None = Field(None, description="Cross-encoder name or path for reranking; unset: off.")
 
     # --- answering ---------------------------------------------------------------------------------
-    abstain_threshold: float = Field(
-        0.345, description="Default answerer abstains when its best sentence scores below this "
-        "(calibrated on the dev set: midway between its best-scoring unanswerable and worst answerable)."
+    abstain_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Default answerer abstains when its abstention model gives the question "
+        "a probability of being answerable below this; unset: the threshold fitted with the model "
+        "(retrieval/selection_weights.json). Higher abstains more.",
     )
     max_question_chars: int = Field(500, ge=10)
     llm: str | None = Field(None, description="provider:model for the optional LLM answerer.")

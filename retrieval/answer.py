@@ -160,6 +160,10 @@ class ExtractiveAnswerer:
         self.store = store
         self.settings = settings
         self.models = models or load_models()
+        #: answer when the abstention model's probability is at least this (NEWSDESK_ABSTAIN_THRESHOLD)
+        self.answer_threshold = (
+            settings.abstain_threshold if settings.abstain_threshold is not None else self.models.answer_threshold
+        )
         self._sentence_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         # the vectors ingest computed for every stored sentence (read-only here; absent: computed as needed)
         self._stored_vectors = SentenceVectors.for_embedder(settings.data_dir, searcher.embedder, read_only=True)
@@ -180,7 +184,7 @@ class ExtractiveAnswerer:
         scored = time.perf_counter()
         features = self.question_features(q, candidates, passages)
         answerable = self.models.abstention.probability(features)
-        if not candidates or answerable < self.models.answer_threshold:
+        if not candidates or answerable < self.answer_threshold:
             answer = self._abstain(q, passages, candidates, answerable)
         else:
             answer = self._compose(q, candidates, support, answerable)

@@ -404,7 +404,7 @@ def _revise(answer: Answer, question: str, candidates: list[Any], as_of: date, a
         # a change is stated by no sentence, and a latest figure is often worded otherwise than asked ("the
         # death toll" against "killed 31"), so neither scores high: they may still be read from dated reports
         best = answer.metadata.get("answer_probability")
-        threshold = answerer.models.answer_threshold
+        threshold = answerer.answer_threshold
         if mode is None or best is None or best < CHANGE_ABSTAIN_SHARE * threshold:
             return answer
     found = slot(question, candidates, answerer.searcher.idf, answerer._embed)
