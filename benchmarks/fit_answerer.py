@@ -217,7 +217,14 @@ def _choose_threshold(probs: list[float], answerable: list[bool], correct: list[
                 u += -1.0 if answered else 1.0
         if u > best_u + 1e-9:
             best_t, best_u = t, u
-    return best_t
+    return _between(best_t, probs)
+
+
+def _between(t: float, values: list[float]) -> float:
+    """``t`` moved halfway down to the next lower of ``values``: a threshold exactly on a training question's
+    score would flip that question (and its like) on the least numerical noise."""
+    lower = [v for v in values if v < t]
+    return (t + max(lower)) / 2 if lower else t
 
 
 def _choose_short(pairs: list[tuple[float, bool]], precision: float) -> float:
@@ -225,7 +232,7 @@ def _choose_short(pairs: list[tuple[float, bool]], precision: float) -> float:
     for t in sorted({p for p, _ in pairs}):
         shown = [ok for p, ok in pairs if p >= t]
         if shown and sum(shown) / len(shown) >= precision:
-            return t
+            return _between(t, [p for p, _ in pairs])
     return 1.01
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -421,35 +422,8 @@ class ExtractiveAnswerer:
         return self.short_item(q, best, support)
 
     def short_item(self, q: Question, best: Candidate, support: dict[str, float]) -> str | None:
-        """The item of the asked kind that ``best`` states, unless it states rival ones the articles don't settle."""
-        if not q.wants_item:
-            return None
-        opening = DATELINE.match(best.text)
-        start = opening.end() if opening else 0
-        # a single capitalised word opening the sentence ("Currently", "Reuters") is too often no name at all
-        items = [(k, s, e) for k, s, e in _items_of(best.text, q) if not (s <= start and " " not in k)]
-        if not items:
-            return None
-        ranked = sorted(
-            (
-                (
-                    _proximity(best.text, [(key, s, e)], q.focus) if q.focus else 0.0,
-                    support.get(key, 0.0),
-                    _proximity(best.text, [(key, s, e)], q.tokens),
-                    key, s, e,
-                )
-                for key, s, e in items
-            ),
-            reverse=True,
-        )
-        keys = {r[3] for r in ranked}
-        top = ranked[0]
-        rivals = [r for r in ranked[1:] if not (r[3] in top[3] or top[3] in r[3])]
-        if len(keys) > 1 and rivals and (top[0] <= rivals[0][0] or top[1] < rivals[0][1]):
-            # two items of the asked kind: only the noun asked about, standing closer to one, settles which
-            # (how often the articles repeat an item does not: a losing finalist is named as often as the winner)
-            return None
-        return best.text[top[4] : top[5]]
+        """The item of the asked kind that ``best`` states, unless it states rival ones (:func:`short_item`)."""
+        return short_item(q, best.text, support)
 
     def _same_fact(self, cand: Candidate, chosen: list[Candidate]) -> bool:
         vecs = self._embed([cand.text, *(c.text for c in chosen)])
@@ -510,6 +484,48 @@ class ExtractiveAnswerer:
                 answer.text = partial_text(subject, q)
                 answer.metadata["partial"] = True
         return answer
+
+
+def short_item(q: Question, text: str, support: Mapping[str, float]) -> str | None:
+    """The item of the asked kind that the sentence ``text`` states, verbatim, or None.
+
+    None when the question wants no item (why/how, yes/no, no expected kind), when the sentence holds none
+    (of the asked unit: money for "what price"), or when it holds rival items and the noun asked about does
+    not stand closer to one of them ("Halep beats Williams" for "who won" names two players: no short answer).
+    A single capitalised word opening the sentence ("Currently", "Reuters") is too often no name at all.
+
+    Args:
+        q: the analysed question.
+        text: the chosen sentence.
+        support: how strongly the articles agree on each candidate item (see ``ExtractiveAnswerer._vote``).
+    """
+    if not q.wants_item:
+        return None
+    opening = DATELINE.match(text)
+    start = opening.end() if opening else 0
+    items = [(k, s, e) for k, s, e in _items_of(text, q) if not (s <= start and " " not in k)]
+    if not items:
+        return None
+    ranked = sorted(
+        (
+            (
+                _proximity(text, [(key, s, e)], q.focus) if q.focus else 0.0,
+                support.get(key, 0.0),
+                _proximity(text, [(key, s, e)], q.tokens),
+                key, s, e,
+            )
+            for key, s, e in items
+        ),
+        reverse=True,
+    )
+    keys = {r[3] for r in ranked}
+    top = ranked[0]
+    rivals = [r for r in ranked[1:] if not (r[3] in top[3] or top[3] in r[3])]
+    if len(keys) > 1 and rivals and (top[0] <= rivals[0][0] or top[1] < rivals[0][1]):
+        # two items of the asked kind: only the noun asked about, standing closer to one, settles which
+        # (how often the articles repeat an item does not: a losing finalist is named as often as the winner)
+        return None
+    return text[top[4] : top[5]]
 
 
 def partial_text(subject: str, q: Question) -> str:
