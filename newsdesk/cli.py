@@ -206,8 +206,8 @@ def _progress(enabled: bool):
 def _print_report(report) -> None:
     counts = ", ".join(f"{name} {len(getattr(report, name))}" for name in
                        ("added", "updated", "unchanged", "duplicates", "removed", "failed"))
-    sentences = f" (+{report.sentences_embedded} answer sentences)" if report.sentences_embedded else ""
-    out.print(f"{counts}; {report.chunks_embedded} chunks embedded{sentences} in {report.seconds:.1f} s",
+    sentences = f" (and {report.sentences_embedded} answer sentences)" if report.sentences_embedded else ""
+    out.print(f"{counts}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s{sentences}",
               highlight=False)
     for warning in report.warnings:
         err.print(markup("[yellow]warning:[/yellow] {}", warning), highlight=False)

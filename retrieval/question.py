@@ -17,7 +17,7 @@ _WORD = re.compile(r"[\w’'-]+")
 # Numbers, years, ordinals, quarters and halves a relevant passage must share ("2021", "92nd", "Q2").
 _CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re.I)
 _EXPLAIN = re.compile(r"^\s*(?:why|how(?! (?:many|much|long|far|old)\b))\b|\bwhat (?:happened|is happening)\b", re.I)
-_PERCENT = re.compile(r"\b(?:percentage|per ?cent|proportion)\b", re.I)
+_PERCENT = re.compile(r"\b(?:percentage|per ?cent|proportion)\b|\bwhat share of\b", re.I)
 _MONEY = re.compile(
     r"\b(?:price|prices|priced|cost|costs|costing|paid|pay|pays|paying|spent|spend|spending|worth|value|valued|"
     r"salary|wages?|fees?|fined?|revenues?|profits?|sales|income|earnings|budget|bid|raised?|sum|fund|funding|"

@@ -21,6 +21,7 @@ from retrieval.question import analyze
         ("What price did Multiplex shares close at?", "quantity", "money", set()),
         ("How much did Ask Jeeves pay for Bloglines?", "quantity", "money", set()),
         ("What percentage of voters backed the plan?", "quantity", "percent", set()),
+        ("What share of union members backed the deal?", "quantity", "percent", set()),
         ("When was the stadium finished?", "time", None, set()),
         ("Which ministries did not reply to requests for comment?", None, None, {"ministri"}),
         ("Why did India order the deportation of the actress?", None, None, set()),

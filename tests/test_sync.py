@@ -60,7 +60,9 @@ def chunk_rows(store: Store, article_id: str) -> dict[str, tuple[str, int, int]]
 def test_unchanged_article_embeds_nothing(store, counting, settings) -> None:
     articles = [story("a", 30), story("b", 4, topic="the election")]
     first = run(articles, store, counting, settings)
-    assert first.added == ["a", "b"] and first.chunks_embedded == len(counting.encoded) > 2
+    assert first.added == ["a", "b"] and first.chunks_embedded > 2
+    # the chunks, then their answer sentences for the answerer (ingest/sentence_vectors.py)
+    assert first.chunks_embedded + first.sentences_embedded == len(counting.encoded)
     generation, snapshot = store.generation(), chunk_rows(store, "a")
     counting.encoded.clear()
     again = run([story("a", 30), story("b", 4, topic="the election")], store, counting, settings)
@@ -79,7 +81,9 @@ def test_changed_longer_to_shorter_replaces_all_chunks(store, counting, settings
     assert report.updated == ["a"]
     expected = chunk_article(shorter, settings.chunk_size, settings.chunk_overlap)
     assert chunk_rows(store, "a") == {c.id: (c.text, c.char_start, c.char_end) for c in expected}
-    assert counting.encoded == [c.text for c in expected]
+    texts = [c.text for c in expected]
+    assert counting.encoded[: len(texts)] == texts  # the new chunks; the rest are answer sentences not seen yet
+    assert all(t not in texts for t in counting.encoded[len(texts) :])
     record = store.records()["a"]
     assert (record.state, record.chunks, record.fingerprint) == (READY, len(expected), shorter.fingerprint())
     assert store.get_article("a").text == shorter.text
