@@ -370,7 +370,8 @@ def _jsonl_articles(item: _Item, text: str, result: LoadResult) -> list[Article]
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            result.fail(name, f"not valid JSON ({error.msg} at column {error.colno})")
+            # some messages end in "at" ("Unterminated string starting at"): the column completes them
+            result.fail(name, f"not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno})")
             continue
         if not isinstance(record, dict):
             result.fail(name, "not a JSON object")

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import atexit
 import errno
+import functools
 import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
+from chromadb.api.models.Collection import Collection
+from chromadb.errors import NotFoundError
 from filelock import FileLock
 from pydantic import BaseModel
 
@@ -75,12 +79,14 @@ def damaged_message(where: object, what: str) -> str:
             f"{where} from a backup")
 
 
-def describe_store_error(error: BaseException, settings: Settings | None = None) -> str | None:
+def describe_store_error(error: BaseException, settings: Settings | None = None, need: int = 0) -> str | None:
     """A one-line, actionable message for a storage failure, or None when ``error`` is not one.
 
     Covers a full disk, a damaged or read-only embedded store, and a Chroma server that is down, stopped
     answering or was killed mid-run. The journal (``pending`` records) makes a rerun finish a write that
     such a failure cut short, so each message says what to do and that nothing stored earlier was lost.
+    ``need`` is about how many bytes the failed write would have added (see :func:`write_bytes`): a storage
+    error of an embedded store with less than that free is a full disk, whatever step Chroma names.
     """
     import httpx
 
@@ -91,7 +97,7 @@ def describe_store_error(error: BaseException, settings: Settings | None = None)
     storage_error = isinstance(error, OSError | sqlite3.Error) or type(error).__module__.startswith("chromadb")
     if ((isinstance(error, OSError) and error.errno == errno.ENOSPC) or any(m in text for m in _DISK_FULL)
             or (storage_error and settings is not None and not settings.chroma_url
-                and disk_nearly_full(settings.data_dir))):
+                and disk_nearly_full(settings.data_dir, need))):
         disk = settings.data_dir if settings else "the store"
         return (f"the disk holding {disk} is full; nothing was lost: free space and run the command again "
                 "(an interrupted ingest is finished by the next one)")
@@ -110,8 +116,11 @@ def describe_store_error(error: BaseException, settings: Settings | None = None)
     return None
 
 
-def disk_nearly_full(directory: Path, reserve: int = 16 * 1024 * 1024) -> bool:
-    """Whether the disk holding ``directory`` (or its nearest existing parent) has under ``reserve`` free."""
+def disk_nearly_full(directory: Path, need: int = 0, reserve: int = 16 * 1024 * 1024) -> bool:
+    """Whether the disk holding ``directory`` (or its nearest existing parent) has too little free.
+
+    Too little is under ``need`` bytes, or under ``reserve`` (at most a tenth of the disk).
+    """
     path = Path(directory)
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -119,7 +128,18 @@ def disk_nearly_full(directory: Path, reserve: int = 16 * 1024 * 1024) -> bool:
         usage = shutil.disk_usage(path)
     except OSError:
         return False
-    return usage.free < min(reserve, usage.total // 10)
+    return usage.free < max(need, min(reserve, usage.total // 10))
+
+
+def write_bytes(items: Sequence[tuple[Article, list[Chunk]]]) -> int:
+    """About how many bytes writing ``items`` adds to an embedded store.
+
+    Measured on chromadb 1.5: 600 chunks of 300 short articles (0.4 MB of text) took 9.6 MB of
+    ``chroma.sqlite3``: each chunk's row, metadata and queued vector cost about 10 kB, and each text
+    byte about four more (the document, its full-text index, the article record's copy).
+    """
+    text = sum(len(article.text.encode()) + sum(len(c.text.encode()) for c in chunks) for article, chunks in items)
+    return 10_000 * sum(len(chunks) + 1 for _, chunks in items) + 4 * text
 
 
 def _check_embedded_files(path: Path) -> None:
@@ -249,29 +269,123 @@ def _connect_http(settings: Settings) -> chromadb.ClientAPI:
     return client
 
 
+class _Watched:
+    """A Chroma client or collection whose failed calls are reported to ``on_failure``.
+
+    What its calls return that is a collection is watched too. Everything else passes through.
+    """
+
+    def __init__(self, target: Any, on_failure: Callable[[BaseException], None]) -> None:
+        self._target = target
+        self._on_failure = on_failure
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = value(*args, **kwargs)
+            except Exception as exc:
+                self._on_failure(exc)
+                raise
+            return _Watched(result, self._on_failure) if isinstance(result, Collection) else result
+
+        return call
+
+
 class Store:
     """Article and chunk storage over a Chroma client.
+
+    An embedded client whose call failed is replaced before the next call: chromadb 1.5 can leave its
+    in-process state locked by a write that failed (a full disk), and every later call of the process
+    then waits forever, holding the GIL (the bot, ``watch``, a test opening the store again).
 
     Args:
         client: an embedded or HTTP Chroma client.
         name: the chunk collection's name; articles go to ``<name>-articles``.
+        settings: name the data dir or server in storage errors (a full disk is told by its free space).
 
     """
 
-    def __init__(self, client: chromadb.ClientAPI, name: str = "newsdesk") -> None:
-        self.client = client
+    def __init__(self, client: chromadb.ClientAPI, name: str = "newsdesk", *, settings: Settings | None = None) -> None:
         self.name = name
+        self.settings = settings
+        self._attach(client)
+
+    def _attach(self, client: chromadb.ClientAPI) -> None:
+        self._raw = client
+        self._stale = False
+        watched = _Watched(client, self._failed)
         try:
-            self.chunks = client.get_or_create_collection(
-                name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            self._client = watched
+            self._chunks = watched.get_or_create_collection(
+                self.name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
-            self.articles = client.get_or_create_collection(f"{name}-articles", embedding_function=None)
-            self.changes = ChangeLog(client, name)
-            self.max_batch = int(client.get_max_batch_size())
+            self._articles = watched.get_or_create_collection(f"{self.name}-articles", embedding_function=None)
+            self._changes = ChangeLog(watched, self.name)
+            self.max_batch = int(watched.get_max_batch_size())
         except Exception as exc:  # noqa: BLE001
             raise StoreUnavailable(
-                describe_store_error(exc) or f"cannot open collection {name!r}: {exc}"
+                describe_store_error(exc) or f"cannot open collection {self.name!r}: {exc}"
             ) from None
+
+    def _failed(self, error: BaseException) -> None:
+        """Forget an embedded client after a failed call (see the class docstring); reopened on next use."""
+        if self._stale or isinstance(error, NotFoundError) or not self._raw.get_settings().is_persistent:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        identifier = getattr(self._raw, "_identifier", None)
+        SharedSystemClient._identifier_to_system.pop(identifier, None)
+        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        self._stale = True
+
+    def _fresh(self) -> None:
+        if self._stale:
+            self._attach(_open_persistent(Path(self._raw.get_settings().persist_directory)))
+
+    @property
+    def client(self) -> chromadb.ClientAPI:
+        """The Chroma client (watched: see the class docstring)."""
+        self._fresh()
+        return self._client
+
+    @property
+    def chunks(self) -> Collection:
+        """The chunk collection."""
+        self._fresh()
+        return self._chunks
+
+    @property
+    def articles(self) -> Collection:
+        """The article collection (full texts and records)."""
+        self._fresh()
+        return self._articles
+
+    @property
+    def changes(self) -> ChangeLog:
+        """The change feed (see :mod:`ingest.changes`)."""
+        self._fresh()
+        return self._changes
+
+    @contextmanager
+    def _writing(self, need: int = 0) -> Iterator[None]:
+        """Turn a storage failure of a write into StoreUnavailable with its one-line message.
+
+        ``need``: about how many bytes the write adds (a full disk is told by the free space).
+        """
+        try:
+            yield
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            message = describe_store_error(exc, self.settings, need)
+            if message is None:
+                raise
+            raise StoreUnavailable(message) from exc
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create: bool = True, read_only: bool = False) -> Store:
@@ -299,7 +413,7 @@ class Store:
     @classmethod
     def _open(cls, client: chromadb.ClientAPI, settings: Settings) -> Store:
         try:
-            return cls(client, settings.collection)
+            return cls(client, settings.collection, settings=settings)
         except StoreUnavailable:
             if not settings.chroma_url and disk_nearly_full(settings.data_dir):
                 raise StoreUnavailable(describe_store_error(OSError(errno.ENOSPC, "disk full"), settings)) from None
@@ -315,9 +429,10 @@ class Store:
 
     def bump_generation(self) -> int:
         """Increment and return the generation."""
-        meta = self._meta()
-        meta["generation"] = int(meta.get("generation", 0)) + 1
-        self.chunks.modify(metadata=meta)
+        with self._writing():
+            meta = self._meta()
+            meta["generation"] = int(meta.get("generation", 0)) + 1
+            self.chunks.modify(metadata=meta)
         return meta["generation"]
 
     def check_model(self, model_name: str, dimension: int | None = None) -> None:
@@ -335,7 +450,8 @@ class Store:
         if stored is None:
             if dimension is not None:
                 meta.update(embedding_model=model_name, dimension=dimension)
-                self.chunks.modify(metadata=meta)
+                with self._writing():
+                    self.chunks.modify(metadata=meta)
         elif stored != model_name or dimension not in (None, int(meta.get("dimension", dimension))):
             raise StoreUnavailable(
                 f"collection {self.name!r} was built with embedding model {stored!r}, not {model_name!r}; "
@@ -389,31 +505,32 @@ class Store:
         """
         if not items:
             return
-        self._log_changes([(article.id, PUT, version_of(article.fingerprint(), chunking)) for article, _ in items])
-        self._upsert_records([(article, chunks, PENDING) for article, chunks in items], chunking)
-        # Old chunks go first and the new ones are added: replacing vectors in place (upsert) costs
-        # Chroma's HNSW index ten times as much as deleting them and adding the new ones.
-        self._delete_chunks([article.id for article, _ in items])
-        ids, docs, metas = [], [], []
-        for article, chunks in items:
-            for chunk in chunks:
-                ids.append(chunk.id)
-                docs.append(chunk.text)
-                metas.append(_chunk_meta(article, chunk))
-        for start in range(0, len(ids), self.max_batch):
-            stop = start + self.max_batch
-            self.chunks.add(
-                ids=ids[start:stop], documents=docs[start:stop], metadatas=metas[start:stop],
-                embeddings=embeddings[start:stop],
-            )
-        # metadata only: the text went in with the pending record and need not be indexed twice
-        for start in range(0, len(items), self.max_batch):
-            batch = items[start : start + self.max_batch]
-            self.articles.update(
-                ids=[article.id for article, _ in batch],
-                metadatas=[_article_meta(article, len(chunks), READY, chunking) for article, chunks in batch],
-            )
-        self.changes.bump()  # done: readers waiting for these records to be ready look again
+        with self._writing(write_bytes(items)):
+            self._log_changes([(article.id, PUT, version_of(article.fingerprint(), chunking)) for article, _ in items])
+            self._upsert_records([(article, chunks, PENDING) for article, chunks in items], chunking)
+            # Old chunks go first and the new ones are added: replacing vectors in place (upsert) costs
+            # Chroma's HNSW index ten times as much as deleting them and adding the new ones.
+            self._delete_chunks([article.id for article, _ in items])
+            ids, docs, metas = [], [], []
+            for article, chunks in items:
+                for chunk in chunks:
+                    ids.append(chunk.id)
+                    docs.append(chunk.text)
+                    metas.append(_chunk_meta(article, chunk))
+            for start in range(0, len(ids), self.max_batch):
+                stop = start + self.max_batch
+                self.chunks.add(
+                    ids=ids[start:stop], documents=docs[start:stop], metadatas=metas[start:stop],
+                    embeddings=embeddings[start:stop],
+                )
+            # metadata only: the text went in with the pending record and need not be indexed twice
+            for start in range(0, len(items), self.max_batch):
+                batch = items[start : start + self.max_batch]
+                self.articles.update(
+                    ids=[article.id for article, _ in batch],
+                    metadatas=[_article_meta(article, len(chunks), READY, chunking) for article, chunks in batch],
+                )
+            self.changes.bump()  # done: readers waiting for these records to be ready look again
 
     def _delete_chunks(self, article_ids: list[str]) -> None:
         """Delete every stored chunk of these articles (an older version's, or an interrupted run's)."""
@@ -438,13 +555,14 @@ class Store:
         got = self.articles.get(ids=[article_id], include=["metadatas"])
         if not got["ids"]:
             return False
-        self._log_changes([(article_id, DELETE, "")])
-        meta = dict(got["metadatas"][0])
-        meta["state"] = DELETING
-        self.articles.update(ids=[article_id], metadatas=[meta])
-        self.chunks.delete(where={"article_id": article_id})
-        self.articles.delete(ids=[article_id])
-        self.changes.bump()
+        with self._writing():
+            self._log_changes([(article_id, DELETE, "")])
+            meta = dict(got["metadatas"][0])
+            meta["state"] = DELETING
+            self.articles.update(ids=[article_id], metadatas=[meta])
+            self.chunks.delete(where={"article_id": article_id})
+            self.articles.delete(ids=[article_id])
+            self.changes.bump()
         return True
 
     def _log_changes(self, changes: list[tuple[str, str, str]]) -> None:

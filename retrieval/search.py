@@ -143,6 +143,8 @@ class HybridSearcher:
                     try:
                         self._index = LexicalIndex(path, self.store)
                     except sqlite3.DatabaseError as exc:  # damaged: it is derived data, made again
+                        if isinstance(exc, sqlite3.OperationalError):  # a full disk or a lock, not damage
+                            raise
                         log.warning("rebuilding the damaged BM25 index %s: %s", path, exc)
                         for damaged in (path, *path.parent.glob(path.name + "-*")):
                             damaged.unlink(missing_ok=True)

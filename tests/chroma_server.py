@@ -24,15 +24,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def chroma_server(path: Path, *, timeout: float = 60.0):
-    """Run ``chroma run --path PATH`` on a free port; yield its URL once its heartbeat answers.
+def chroma_server(path: Path, *, timeout: float = 60.0, port: int | None = None):
+    """Run ``chroma run --path PATH`` on ``port`` (default: a free one); yield its URL once its heartbeat answers.
 
     The server runs in its own process group and is killed (SIGTERM, then SIGKILL) on exit, even
     when the test fails. Raises RuntimeError when it does not come up within ``timeout`` seconds.
     """
-    port = free_port()
+    with chroma_process(path, timeout=timeout, port=port) as (url, _):
+        yield url
+
+
+@contextmanager
+def chroma_process(path: Path, *, timeout: float = 60.0, port: int | None = None):
+    """As :func:`chroma_server`, yielding ``(url, process)`` for a test that kills the server itself."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (path.parent / f"chroma-{port}.log").open("wb")
+    log = (path.parent / f"chroma-{port}.log").open("ab")
     process = subprocess.Popen(
         [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -51,7 +58,7 @@ def chroma_server(path: Path, *, timeout: float = 60.0):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"chroma run gave no heartbeat within {timeout:g} s; see {log.name}")
             time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
         _stop(process)
         log.close()

@@ -136,3 +136,13 @@ def test_broken_html_falls_back_to_its_visible_text(html: str) -> None:
 def test_tag_soup_fallback_is_linear() -> None:
     html = "<script>" * 200_000 + "<p>Story text.</p>"
     assert "Story text." in extract_html(html).text
+
+
+def test_broken_jsonl_line_is_named_in_plain_words(tmp_path: Path, settings: Settings) -> None:
+    path = tmp_path / "feed.jsonl"
+    path.write_text('{"id": "a", "text": "The dam opened."}\n{"id": "b", "text": "no closing quote}\n',
+                    encoding="utf-8")
+    result = load_sources([str(path)], settings)
+    assert [a.id for a in result.articles] == ["a"]
+    assert [(f.source, f.error) for f in result.failures] == [
+        (f"{path}:2", "not valid JSON (Unterminated string starting at column 21)")]
