@@ -199,12 +199,15 @@ def _best(record: dict, table: dict) -> tuple[dict | None, float, float]:
     return cand, logit, 1.0 / mass
 
 
-def _second_holds(record: dict, table: dict, ratio: float = 0.3) -> bool:
+def _second_holds(record: dict, table: dict) -> bool:
     """Whether the best sentence, or the second one the answerer would also quote, holds a gold answer.
 
-    The answerer quotes a second sentence when its probability is at least ``ratio`` times the best's
-    (``ExtractiveAnswerer.second_ratio``); this is the held-out counterpart of the lenient answer accuracy.
+    The answerer quotes a second sentence when its probability is at least ``ExtractiveAnswerer.second_ratio``
+    times the best's; this is the held-out counterpart of the lenient answer accuracy.
     """
+    from retrieval.answer import ExtractiveAnswerer
+
+    ratio = ExtractiveAnswerer.second_ratio
     scored = sorted(((_logit(table, c["features"]), c) for c in record["candidates"]), key=lambda x: -x[0])
     if not scored:
         return False

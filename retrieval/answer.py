@@ -190,7 +190,7 @@ class ExtractiveAnswerer:
         else:
             answer = self._compose(q, candidates, support, answerable)
         answer.metadata["question_features"] = {key: round(v, 4) for key, v in features.items()}
-        answer = recency.revise(answer, q.text, candidates, filters, window, self)  # time (issue 11)
+        answer = recency.revise(answer, q, candidates, filters, window, self)  # time (issue 11)
         answer.timings = {
             "retrieve_ms": round(self._retrieve_ms, 2),
             "score_ms": round((scored - started) * 1000 - self._retrieve_ms, 2),

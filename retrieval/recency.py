@@ -30,10 +30,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from newsdesk.models import Answer, AnswerSentence
-from retrieval.answer_types import expected_type
 from retrieval.base import SearchFilters
 from retrieval.citations import CitationBook, render
 from retrieval.lexical import tokenize
+from retrieval.question import Question
 from retrieval.timeframe import Window
 
 log = logging.getLogger(__name__)
@@ -373,13 +373,13 @@ def stale_note(answer: Answer, as_of: date, days: int) -> str | None:
     return None
 
 
-def revise(answer: Answer, question: str, candidates: list[Any], filters: SearchFilters, window: Window | None,
-           answerer: Any) -> Answer:
+def revise(answer: Answer, question: Question, candidates: list[Any], filters: SearchFilters,
+           window: Window | None, answerer: Any) -> Answer:
     """The answer with the latest value stated first and dated (when figures changed), plus time metadata.
 
     Args:
         answer: what the answerer composed.
-        question: the question.
+        question: the analysed question (its text and expected kind).
         candidates: the scored candidate sentences (``relevance``, ``passage.published``).
         filters: the filters used (their ``today()`` is the as-of date).
         window: the question's time window, if any.
@@ -392,13 +392,14 @@ def revise(answer: Answer, question: str, candidates: list[Any], filters: Search
     try:
         answer = _revise(answer, question, candidates, as_of, answerer)
     except Exception:  # noqa: BLE001 - dating an answer must never lose it: keep the answer as composed
-        log.exception("recency: could not date the answer to %r", question)
+        log.exception("recency: could not date the answer to %r", question.text)
     return _with_note(answer, as_of, answerer)
 
 
-def _revise(answer: Answer, question: str, candidates: list[Any], as_of: date, answerer: Any) -> Answer:
+def _revise(answer: Answer, q: Question, candidates: list[Any], as_of: date, answerer: Any) -> Answer:
+    question = q.text
     mode = question_mode(question)
-    if expected_type(question) in ("time", "name", "place"):
+    if q.kind in ("time", "name", "place"):
         return answer
     if answer.abstained:
         # a change is stated by no sentence, and a latest figure is often worded otherwise than asked ("the

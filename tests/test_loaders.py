@@ -11,8 +11,8 @@ from ingest.loaders import LoadResult, load_file, load_sources
 from ingest.metadata import decode_bytes, infer_metadata, normalise_text, parse_date
 from newsdesk.settings import Settings
 
-CORPUS = Path("/work/shared/corpus")
 PROJECT = Path(__file__).resolve().parents[1]
+CORPUS = PROJECT / "data" / "sample"  # the project's copy of ../shared/corpus (the same two articles)
 ID_000 = "000_70bec7e4b0fc20fc.txt"
 ID_004 = "004_ad935d4100d70209.txt"
 
