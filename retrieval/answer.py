@@ -143,7 +143,7 @@ class ExtractiveAnswerer:
     #: weight of embedding similarity against term overlap in a sentence's relevance (which orders the vote)
     dense_weight = 0.5
     #: a second sentence is quoted when its probability is at least this share of the best one's
-    second_ratio = 0.3
+    second_ratio = 0.25
     max_sentences = 2
     #: share of a sentence's relevance that comes from the passage around it
     context_weight = 0.3
@@ -369,6 +369,11 @@ class ExtractiveAnswerer:
         self, q: Question, candidates: list[Candidate], support: dict[str, float], answerable: float
     ) -> Answer:
         best = candidates[0]
+        if q.wants_item and _UNDISCLOSED.search(best.text) and not _items_of(best.text, q):
+            # "How much Ask Jeeves paid was not revealed": the articles say the detail is not known
+            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
+            answer.metadata["undisclosed"] = best.text
+            return answer
         chosen = [best]
         for cand in candidates[1:8]:
             if len(chosen) == self.max_sentences or cand.probability < self.second_ratio * best.probability:
@@ -622,6 +627,14 @@ def _proximity(sentence: str, items: list[tuple[str, int, int]], asked: frozense
     return best
 
 
+# A sentence saying the asked detail is not known: "the price was not disclosed", "an undisclosed sum",
+# "the club declined to say how much".
+_UNDISCLOSED = re.compile(
+    r"\b(?:not|never) (?:been |yet )?(?:disclosed|revealed|released|made public|announced|confirmed|known)\b"
+    r"|\bundisclosed\b|\bunknown\b|\b(?:declined|refused) to (?:say|disclose|reveal|give|confirm|name)\b"
+    r"|\b(?:would|will|did|does|do) not (?:say|disclose|reveal|give|confirm)\b",
+    re.I,
+)
 _CURRENCY = re.compile(r"[$£€¥]")
 _MONEY_AFTER = re.compile(
     r"\s*(?:m|bn|k|million|billion|thousand)?\s*(?:pounds?|dollars?|euros?|yen|pence|cents?|rupees?|yuan)\b", re.I

@@ -65,6 +65,18 @@ _DEMONYMS = frozenset(
     spanish swedish swiss syrian thai turkish ukrainian welsh western eastern northern southern""".split()
 )
 _CALENDAR = frozenset(f"{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec".split("|"))
+# Words that make a capitalised run an organisation, a place, an event or a title rather than a person
+# ("Augusta National Golf Club", "Crew List", "Premier League"): a "who" question wants a person's name.
+_NOT_PERSON = frozenset(
+    """academy agency airline airlines airport album alliance arena army assembly association authority awards
+    award bank board bridge cathedral centre center championship championships channel church city club college
+    commission committee company conference congress corporation council county court cup department district
+    edition festival film fc force forces foundation fund games government group hall hospital hotel house inc
+    institute island islands journal kingdom league list ltd magazine ministry motors movie museum network news
+    office olympics open orchestra park parliament party plc podcast police post prize programme project records
+    republic road school senate series service services show society square stadium states station street
+    studios theatre theater times tour tournament tower trophy trust union university valley""".split()
+)
 
 
 # Head nouns of "which/what X" questions, by the kind of answer they ask for. "place" stands for any proper
@@ -200,10 +212,25 @@ def has_type(sentence: str, kind: str | None, question: str) -> bool:
     keys, unsure = answer_keys(sentence, kind, set(tokenize(question)))
     if kind == "place":
         return bool(keys)
-    # a name: two capitalised words in a row ("Asif Shahzad"), or one that speaks ("Qazi said")
-    return any(" " in key for key in keys) or any(
-        re.search(rf"\b{re.escape(key)}\s+(said|says|told|added|wrote)\b", sentence, re.I) for key in keys | unsure
+    # a name: two capitalised words in a row ("Asif Shahzad") that are not part of an organisation's, a place's
+    # or an event's name, or one that speaks ("Qazi said")
+    return any(_person(key, sentence) for key in keys) or any(
+        re.search(rf"\b{re.escape(key)}\s+(said|says|told|added|wrote)\b", sentence, re.I)
+        for key in keys | unsure if key.split()[-1] not in _NOT_PERSON
     )
+
+
+def _person(key: str, sentence: str) -> bool:
+    """Whether the name ``key`` (two words or more) can be a person's: not ending an organisation's or place's
+    name, even where the question's words cut it ("Augusta National" of "Augusta National Golf Club")."""
+    if " " not in key:
+        return False
+    whole, _ = answer_keys(sentence, "name", frozenset())
+    for run in whole:
+        for part in run.split(" of "):
+            if within(key, part) and part.split()[-1] in _NOT_PERSON:
+                return False
+    return key.split()[-1] not in _NOT_PERSON
 
 
 def complete_dates(sentence: str) -> set[str]:

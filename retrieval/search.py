@@ -106,11 +106,9 @@ class HybridSearcher:
     #: how much a passage gains for containing the numbers and years the query names
     constraint_weight = 1.0
     #: how much a passage gains, as a share of its score, for stating the answer the best passages agree on
-    answer_weight = 0.25
+    answer_weight = 0.15
     #: how many of the best passages vote on the answer
     answer_pool = 20
-    #: share of the pool's articles that must state one answer before agreement reorders the pool
-    answer_quorum = 0.5
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings, reranker: Any = None) -> None:
         self.store = store
@@ -225,9 +223,8 @@ class HybridSearcher:
         for p, keys in zip(pool, stated, strict=True):
             for key in keys:
                 backers[key].add(p.article_id)
-        articles = len({p.article_id for p in pool})
-        if max(map(len, backers.values()), default=0) < max(2, self.answer_quorum * articles):
-            return ranked  # the pool does not agree on an answer (a story one article tells): the order stays
+        if max(map(len, backers.values()), default=0) < 2:
+            return ranked  # no answer stated by two articles (a story one article tells): the order stays
         support = answer_support(stated, [p.article_id for p in pool], [p.score for p in pool])
         boosted = [
             p.model_copy(update={

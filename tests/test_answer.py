@@ -10,7 +10,7 @@ import pytest
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
 from newsdesk.runtime import Services
-from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, contradicts, retrieval_query
+from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, analyze_question, contradicts, retrieval_query
 from retrieval.answer_types import answer_keys, answer_support, complete_dates, expected_type, stated_answers
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render
@@ -255,3 +255,47 @@ def test_the_answer_most_articles_give_is_quoted_first(cup_services: Services) -
     assert models.selection.weights["support"] > 0
     features = answer.metadata["features"]
     assert models.selection.logit(features) > models.selection.logit({**features, "support": 0.0})
+
+
+DEAL = [
+    ("deal", "Harlow Search has bought Feedly Park, a service for reading blogs and news feeds. How much Harlow "
+             "Search paid for Feedly Park was not revealed. The firm said the service would keep its name and "
+             "its staff of twelve."),
+    ("other", "Harlow Town beat Stevenage 2-1 on Saturday to go top of the league. The winning goal came in "
+              "the final minute from a corner."),
+]
+
+
+@pytest.mark.slow
+def test_an_article_saying_the_detail_was_not_revealed_gives_a_partial_answer(settings, embedder, tmp_path) -> None:
+    from ingest.store import Store
+    from ingest.sync import ingest
+
+    corpus = tmp_path / "deal.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": "Harlow Search buys Feedly Park", "source": "Test Wire",
+                                          "text": t}) + "\n" for i, t in DEAL), encoding="utf-8")
+    store = Store.from_settings(settings)
+    assert not ingest([str(corpus)], settings, store, embedder).failed
+    services = Services.from_settings(settings, embedder=embedder, store=store)
+    answer = services.answerer.answer("How much did Harlow Search pay for Feedly Park?")
+    assert answer.abstained and not answer.citations, answer.text
+    assert "was not revealed" in answer.metadata["undisclosed"]
+    assert answer.text.startswith("The articles cover “Harlow Search buys Feedly Park” but don't say")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "undisclosed"),
+    [
+        ("How much Harlow Search paid for Feedly Park was not revealed.", True),
+        ("The club sold him for an undisclosed fee.", True),
+        ("The company declined to say how much it paid.", True),
+        # an amount stated beside the words is an answer, not a gap
+        ("The deal, worth $20m, was not announced until Monday.", False),
+        ("Harlow Search paid £4.5m for Feedly Park.", False),
+    ],
+)
+def test_a_sentence_says_the_amount_asked_for_is_not_known(sentence: str, undisclosed: bool) -> None:
+    from retrieval.answer import _UNDISCLOSED, _items_of
+
+    q = analyze_question("How much did Harlow Search pay for Feedly Park?", None)
+    assert (bool(_UNDISCLOSED.search(sentence)) and not _items_of(sentence, q)) is undisclosed

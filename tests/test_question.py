@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval.answer import _compatible, _items_of, partial_text, short_item
-from retrieval.answer_types import item_spans
+from retrieval.answer_types import has_type, item_spans
 from retrieval.question import analyze
 
 
@@ -104,3 +104,20 @@ def test_partial_text_names_the_story_and_the_missing_detail(question: str, expe
     text = partial_text("Karachi airport attack kills two", analyze(question))
     assert text.startswith("The articles cover “Karachi airport attack kills two” but ")
     assert text.endswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Hideki Matsuyama Wins The Masters!", True),
+        ("Tiger Woods of the PGA Tour won again.", True),
+        ("Qazi said the talks had failed.", True),
+        # a club, a list, a league: capitalised runs that are no person's name, also where the question's
+        # own words cut the run ("Augusta National" of "Augusta National Golf Club")
+        ("The 2021 Masters Tournament runs April 8-11 at Augusta National Golf Club.", False),
+        ("Who's making Assassin's Creed: Crew List ; Director.", False),
+        ("The Premier League said it would appeal.", False),
+    ],
+)
+def test_a_who_question_wants_a_person_not_an_organisation(sentence: str, expected: bool) -> None:
+    assert has_type(sentence, "name", "Who won the Masters golf tournament in 2021?") is expected
