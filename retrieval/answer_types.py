@@ -221,8 +221,11 @@ def has_type(sentence: str, kind: str | None, question: str) -> bool:
 
 
 def _person(key: str, sentence: str) -> bool:
-    """Whether the name ``key`` (two words or more) can be a person's: not ending an organisation's or place's
-    name, even where the question's words cut it ("Augusta National" of "Augusta National Golf Club")."""
+    """Whether the name ``key`` (two words or more) can be a person's.
+
+    Not when it ends an organisation's or a place's name, even where the question's words cut that name
+    ("Augusta National" of "Augusta National Golf Club").
+    """
     if " " not in key:
         return False
     whole, _ = answer_keys(sentence, "name", frozenset())
