@@ -146,7 +146,7 @@ class LexicalJudge(_Batching):
     """The offline default: verbatim containment, else a calibrated lexical (+ embedding) score.
 
     Args:
-        embedder: an :class:`ingest.embedding.Embedder` (anything with ``encode(texts)`` returning unit
+        embedder: an :class:`newsdesk.embedding.Embedder` (anything with ``encode(texts)`` returning unit
             vectors); without one only the lexical features are used, with their own calibration.
         calibration: weights and threshold; defaults to the shipped calibration for the mode.
 

@@ -68,7 +68,7 @@ def answer_sentences(text: str) -> list[tuple[int, int]]:
 
     A fragment of four words or fewer (a dateline such as "Oct 19, 2021 ...", a heading) is joined to the
     sentence after it, so what it says is scored, and quoted, in context; pieces under 12 characters are
-    left out. Ingest embeds exactly these (:mod:`ingest.sentence_vectors`), so they must not change
+    left out. Ingest embeds exactly these (:mod:`newsdesk.sentence_vectors`), so they must not change
     without the stored vectors being recomputed (a changed text simply misses the cache).
     """
     merged: list[tuple[int, int]] = []

@@ -23,11 +23,11 @@ from functools import lru_cache
 import numpy as np
 
 from ingest.chunking import answer_sentences
-from ingest.sentence_vectors import SentenceVectors
-from ingest.store import Store
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
+from newsdesk.sentence_vectors import SentenceVectors
 from newsdesk.settings import Settings
+from newsdesk.store import Store
 from retrieval import recency, timeframe  # time (issue 11)
 from retrieval.answer_types import (
     DATELINE,

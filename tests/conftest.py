@@ -58,7 +58,7 @@ def settings(tmp_path: Path):
 @pytest.fixture(scope="session")
 def embedder(model_cache: Path):
     """The real bundled all-MiniLM-L6-v2, loaded once per session (on ONNX Runtime, exported first)."""
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
 
     return Embedder.from_settings(Settings(model_cache=model_cache))
@@ -75,8 +75,8 @@ def sample_settings(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def sample_store(sample_settings, embedder):
     """A real embedded Chroma store holding the two sample articles."""
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
 
     store = Store.from_settings(sample_settings)
     report = ingest([str(SAMPLE_DIR)], sample_settings, store, embedder)
@@ -87,6 +87,6 @@ def sample_store(sample_settings, embedder):
 @pytest.fixture(scope="session")
 def answerer(sample_settings, sample_store, embedder):
     """The real offline answerer over the sample corpus."""
-    from newsdesk.runtime import Services
+    from newsdesk.app.runtime import Services
 
     return Services.from_settings(sample_settings, embedder=embedder, store=sample_store).answerer

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from newsdesk.app.runtime import Services
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
-from newsdesk.runtime import Services
 from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, contradicts, retrieval_query
 from retrieval.answer_types import answer_keys, answer_support, complete_dates, expected_type, stated_answers
 from retrieval.base import Answerer, SearchFilters, Turn
@@ -231,8 +231,8 @@ def test_stated_answers_and_their_support_across_articles() -> None:
 
 @pytest.fixture
 def cup_services(settings, embedder, tmp_path) -> Services:
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
 
     corpus = tmp_path / "cup.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "title": "", "source": "Test Wire", "text": t}) + "\n"

@@ -16,7 +16,7 @@ SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
 @pytest.fixture
 def eval_app():
     """The real ``newsdesk`` app, where ``eval`` is registered."""
-    from newsdesk.cli import app
+    from newsdesk.app.cli import app
 
     return app
 

@@ -40,7 +40,7 @@ TEXT = (
 @pytest.fixture
 def eval_app():
     """The real ``newsdesk`` app, where ``eval`` is registered."""
-    from newsdesk.cli import app
+    from newsdesk.app.cli import app
 
     return app
 
@@ -107,7 +107,7 @@ class ScriptedSearcher:
 @pytest.fixture
 def store(settings):
     """A real embedded Chroma store holding one article (tiny fixed vectors: no model needed)."""
-    from ingest.store import Store
+    from newsdesk.store import Store
 
     store = Store.from_settings(settings)
     article = Article(id="a1", text=TEXT)

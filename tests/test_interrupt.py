@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 
 from ingest.chunking import answer_sentences
-from ingest.embedding import Embedder
-from ingest.store import READY, Store
 from ingest.sync import ingest
+from newsdesk.embedding import Embedder
 from newsdesk.settings import Settings
+from newsdesk.store import READY, Store
 from retrieval.lexical import LexicalIndex
 
 pytestmark = pytest.mark.slow
@@ -70,8 +70,8 @@ import ingest.sync
 ingest.sync.BATCH_ARTICLES = int(os.environ["CHILD_BATCH"])
 
 if replay:
-    import ingest.embedding
-    from ingest.embedding import Embedder
+    import newsdesk.embedding
+    from newsdesk.embedding import Embedder
 
     saved = np.load(replay)
     table = dict(zip(saved["texts"].tolist(), saved["vectors"]))
@@ -83,9 +83,9 @@ if replay:
         def encode(self, texts, **kwargs):
             return np.stack([table[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
 
-    ingest.embedding.LazyEmbedder = lambda name, batch_size, load: Replay()
+    newsdesk.embedding.LazyEmbedder = lambda name, batch_size, load: Replay()
 
-from newsdesk.cli import main
+from newsdesk.app.cli import main
 
 sys.argv = ["newsdesk", *argv]
 main()

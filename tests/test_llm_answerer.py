@@ -352,8 +352,8 @@ INJECTION = (
 @pytest.fixture(scope="module")
 def injected(tmp_path_factory, embedder):
     """A separate store: the sample corpus plus an article carrying an injection."""
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
     root = tmp_path_factory.mktemp("injected")
     article = root / "articles" / "karachi-airport-security.txt"
     article.parent.mkdir()

@@ -34,7 +34,7 @@ TEXTS = {**dict(CUP), BRIDGE["id"]: BRIDGE["text"]}
 
 ANSWERER = r'''
 import json, sys
-from newsdesk.runtime import Services
+from newsdesk.app.runtime import Services
 from newsdesk.settings import Settings
 
 services = Services.from_settings(Settings())

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.embedding import BUNDLED_SHA256, Embedder, bundled_model_dir
-from ingest.onnx_encoder import MANIFEST, ONNX_FILE, OnnxEncoder, export_dir, mean_pooled
+from newsdesk.embedding import BUNDLED_SHA256, Embedder, bundled_model_dir
 from newsdesk.errors import ModelUnavailable
+from newsdesk.onnx_encoder import MANIFEST, ONNX_FILE, OnnxEncoder, export_dir, mean_pooled
 from newsdesk.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_default_backend_is_onnx_and_matches_the_torch_model(
 
 
 def test_the_export_records_what_it_was_made_from(embedder: Embedder, model_cache: Path) -> None:
-    from ingest.embedding import file_sha256
+    from newsdesk.embedding import file_sha256
 
     where = export_dir(model_cache, BUNDLED_SHA256)
     manifest = json.loads((where / MANIFEST).read_text())
@@ -118,7 +118,7 @@ def test_answering_imports_neither_torch_nor_langchain_runnables(
     script = (
         "import sys\n"
         "from newsdesk.settings import Settings\n"
-        "from newsdesk.runtime import Services\n"
+        "from newsdesk.app.runtime import Services\n"
         f"services = Services.from_settings(Settings(data_dir={str(sample_settings.data_dir)!r}))\n"
         "answer = services.answerer.answer(\n"
         "    'What is happening to the capacity of the Special Protection Unit?')\n"
@@ -134,7 +134,7 @@ def test_answering_imports_neither_torch_nor_langchain_runnables(
 
 
 def test_batches_keep_lengths_together_and_cover_every_text() -> None:
-    from ingest.onnx_encoder import _batches
+    from newsdesk.onnx_encoder import _batches
 
     lengths = [12, 60, 11, 58, 30, 200, 13, 29]
     batches = _batches(lengths, size=3)
@@ -162,7 +162,7 @@ def test_an_unwritable_cache_leaves_the_model_on_torch(tmp_path: Path, caplog: p
 def test_int8_is_made_once_checked_against_the_float_model_and_close_to_it(
     embedder: Embedder, model_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ingest.onnx_encoder import INT8_FILE, INT8_MANIFEST, INT8_MIN_COSINE, INT8_PROBES
+    from newsdesk.onnx_encoder import INT8_FILE, INT8_MANIFEST, INT8_MIN_COSINE, INT8_PROBES
 
     settings = Settings(model_cache=model_cache, embedding_precision="int8")
     int8 = Embedder.from_settings(settings)

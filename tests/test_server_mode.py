@@ -9,9 +9,9 @@ import pytest
 from chroma_server import chroma_server
 from typer.testing import CliRunner
 
-from ingest.store import Store
-from newsdesk import cli
+from newsdesk.app import cli
 from newsdesk.settings import Settings
+from newsdesk.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -65,7 +65,7 @@ class NewsCog(commands.Cog):
         if self._store is None:
             self._store = getattr(self.bot.answerer, "store", None)
         if self._store is None:
-            from ingest.store import Store
+            from newsdesk.store import Store
 
             self._store = Store.from_settings(self.bot.settings)
         return self._store
@@ -74,8 +74,8 @@ class NewsCog(commands.Cog):
         """Start the watcher if sources are configured."""
         settings = self.bot.settings
         if settings.watch_sources:
-            from ingest.embedding import Embedder, LazyEmbedder
             from ingest.watch import Watcher, parse_every
+            from newsdesk.embedding import Embedder, LazyEmbedder
 
             loaded = getattr(getattr(self.bot.answerer, "searcher", None), "embedder", None)
             embedder = loaded or LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
@@ -124,7 +124,7 @@ class NewsCog(commands.Cog):
     @app_commands.describe(since="Period: 7d, 2w, 1m or a date like 2024-03-01", source="Only this outlet")
     async def digest(self, interaction: discord.Interaction, since: str = "7d", source: str | None = None) -> None:
         """Build the digest in a worker thread and post it."""
-        from newsdesk.time_commands import digest_groups
+        from newsdesk.app.time_commands import digest_groups
         from retrieval.digest import parse_since
 
         bot = self.bot

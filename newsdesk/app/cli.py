@@ -18,9 +18,9 @@ import typer
 from typer._click import exceptions as click_errors  # typer vendors click: its exception types live here
 from typer.core import TyperGroup
 
+from newsdesk.app.console import SafeConsole, markup
 from newsdesk.errors import NewsdeskError, UsageError
 from newsdesk.settings import Settings
-from newsdesk.terminal import SafeConsole, markup
 
 
 class _OneLineErrors(TyperGroup):
@@ -99,7 +99,7 @@ def user_errors():
         err.print("interrupted")
         raise typer.Exit(130) from None
     except Exception as exc:
-        from ingest.store import describe_store_error  # a full disk, a damaged store, a lost server
+        from newsdesk.store import describe_store_error  # a full disk, a damaged store, a lost server
 
         message = describe_store_error(exc, _current.get("settings"))
         if message is None or os.environ.get("NEWSDESK_DEBUG"):
@@ -126,7 +126,7 @@ def open_store(settings: Settings, *, create: bool = False, write: bool = False)
     store, say so instead of creating an empty one (a mistyped ``--data-dir``). Without ``create`` or
     ``write`` the store is only read, which also works on a read-only disk.
     """
-    from ingest.store import Store
+    from newsdesk.store import Store
 
     return Store.from_settings(settings, create=create, read_only=not (create or write))
 
@@ -134,7 +134,7 @@ def open_store(settings: Settings, *, create: bool = False, write: bool = False)
 def load_embedder(settings: Settings):
     """Load the configured embedding model, checksum verified."""
     _quiet_libraries()
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
 
     return Embedder.from_settings(settings)
 
@@ -157,8 +157,8 @@ def ingest(
     with user_errors():
         settings = make_settings(data_dir)
         store = open_store(settings, create=True)
-        from ingest.embedding import LazyEmbedder
         from ingest.sync import ingest as run_ingest
+        from newsdesk.embedding import LazyEmbedder
 
         # loaded only if something needs embedding: an unchanged corpus never imports torch
         embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
@@ -331,7 +331,7 @@ def main() -> None:
         sys.exit(1)
 
 
-from newsdesk import commands  # noqa: E402,F401 - registers ask, chat, bot, eval, feedback
+from newsdesk.app import commands  # noqa: E402,F401 - registers ask, chat, bot, eval, feedback
 
 if __name__ == "__main__":
     main()

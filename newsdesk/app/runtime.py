@@ -21,8 +21,8 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings, *, embedder: Any = None, store: Any = None) -> Services:
         """Open the store, load the model (unless given) and build the configured answerer."""
-        from ingest.embedding import Embedder
-        from ingest.store import Store
+        from newsdesk.embedding import Embedder
+        from newsdesk.store import Store
         from retrieval.answer import build_answerer
         from retrieval.search import HybridSearcher
 

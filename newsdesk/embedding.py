@@ -1,7 +1,7 @@
 """Sentence-transformers embeddings, loaded offline, with the weights' checksum verified first.
 
 By default (``NEWSDESK_EMBEDDING_BACKEND=auto``) a mean-pooled model such as the bundled one runs on
-ONNX Runtime from an export made once in the model cache (see :mod:`ingest.onnx_encoder`): the same
+ONNX Runtime from an export made once in the model cache (see :mod:`newsdesk.onnx_encoder`): the same
 vectors, without importing torch. The first load exports it; ``torch`` always uses sentence-transformers.
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from ingest.onnx_encoder import OnnxEncoder, export, mean_pooled, quantized
 from newsdesk.errors import ModelUnavailable
+from newsdesk.onnx_encoder import OnnxEncoder, export, mean_pooled, quantized
 from newsdesk.settings import BUNDLED_MODEL, Settings
 
 if TYPE_CHECKING:

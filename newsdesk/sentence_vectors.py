@@ -26,7 +26,7 @@ import numpy as np
 from ingest.chunking import answer_sentences
 
 if TYPE_CHECKING:
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``newsdesk eval``: the evaluation harness, the BEIR benchmark and the judge benchmark on the command line.
 
-The command function is registered on ``newsdesk.cli.app`` by that module; the CLI's helpers are imported
-inside the function so that importing this module never imports ``newsdesk.cli`` (no import cycle).
+The command function is registered on ``newsdesk.app.cli.app`` by that module; the CLI's helpers are imported
+inside the function so that importing this module never imports ``newsdesk.app.cli`` (no import cycle).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def eval_command(
 ) -> None:
     """Evaluate answers, citations and retrieval on a question set, with optional gates (exit 1 below)."""
     from evals.judge import check_judge_spec
-    from newsdesk.cli import make_settings, user_errors
+    from newsdesk.app.cli import make_settings, user_errors
     from newsdesk.errors import UsageError
 
     with user_errors():
@@ -141,7 +141,7 @@ def eval_command(
             "abstention_precision": min_abstention_precision,
         }
         assert dataset is not None
-        from newsdesk.cli import parse_date
+        from newsdesk.app.cli import parse_date
 
         failures = _run_dataset(
             dataset, corpus or [], data_dir, k, judge, gates, report, as_json, make_settings,
@@ -176,9 +176,9 @@ def _run_dataset(
 ) -> list[str]:
     from evals.harness import check_gates, evaluate, load_dataset
     from evals.judge import make_judge
-    from newsdesk.cli import err, load_embedder, open_store
+    from newsdesk.app.cli import err, load_embedder, open_store
+    from newsdesk.app.console import markup
     from newsdesk.errors import UsageError
-    from newsdesk.terminal import markup
 
     items = load_dataset(dataset)
     with _index_dir(corpus, data_dir) as index_dir:
@@ -195,7 +195,7 @@ def _run_dataset(
                           highlight=False)
         if store.count_articles() == 0:
             raise UsageError(f"the index at {settings.data_dir} holds no articles: pass --corpus PATH")
-        from newsdesk.runtime import Services
+        from newsdesk.app.runtime import Services
 
         services = Services.from_settings(settings, embedder=embedder, store=store)
         judge = make_judge(judge_spec, services.embedder)
@@ -236,7 +236,7 @@ def _bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from newsdesk.cli import err
+    from newsdesk.app.cli import err
 
     with Progress(
         TextColumn("{task.description}"),
@@ -260,8 +260,8 @@ def _print_result(result: Any) -> None:
 
     from evals.harness import METRIC_KEYS
     from evals.report import fmt
-    from newsdesk.cli import out
-    from newsdesk.terminal import markup
+    from newsdesk.app.cli import out
+    from newsdesk.app.console import markup
 
     rows = Table("id", "ok", "rank", "latency", "answer", "failures", title="questions", title_justify="left")
     for q in result.questions:
@@ -297,7 +297,7 @@ def _emit(value: Any) -> None:
 # --- BEIR --------------------------------------------------------------------------------------------------
 def _run_beir(root: Path, split: str, settings: Any, as_json: bool) -> None:
     from evals.beir import run_beir
-    from newsdesk.cli import err, load_embedder, out
+    from newsdesk.app.cli import err, load_embedder, out
     from newsdesk.errors import UsageError
 
     if split not in ("test", "train", "dev"):
@@ -342,8 +342,8 @@ def _run_attribution(
 ) -> None:
     from evals.attribution import load_rows, score_judge, split_half
     from evals.judge import make_judge
-    from newsdesk.cli import err, load_embedder, out
-    from newsdesk.terminal import markup
+    from newsdesk.app.cli import err, load_embedder, out
+    from newsdesk.app.console import markup
 
     embedder = load_embedder(settings) if judge_spec.strip() in ("default", "") else None
     judge = make_judge(judge_spec, embedder)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from newsdesk.cli import (
+from newsdesk.app.cli import (
     DataDir,
     JsonFlag,
     _emit_json,
@@ -106,8 +106,8 @@ def watch(
             raise UsageError(f"--every wants an interval like 30s, 15m or 2h, not {every!r}") from None
         settings = make_settings(data_dir)
         store = open_store(settings, create=True)  # watching fills the store, as ingest does
-        from ingest.embedding import LazyEmbedder
-        from newsdesk.cli import load_embedder
+        from newsdesk.app.cli import load_embedder
+        from newsdesk.embedding import LazyEmbedder
 
         embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
                                 lambda: load_embedder(settings))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from newsdesk.cli import (
+from newsdesk.app.cli import (
     DataDir,
     JsonFlag,
     _quiet_libraries,
@@ -21,16 +21,16 @@ from newsdesk.cli import (
     parse_date,
     user_errors,
 )
+from newsdesk.app.console import markup
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
-from newsdesk.terminal import markup
 
 
 def build_services(settings, *, create: bool = False):
     """Store, model, searcher and answerer for one command (``create``: make the store if missing)."""
     _quiet_libraries()
-    from newsdesk.cli import open_store
-    from newsdesk.runtime import Services
+    from newsdesk.app.cli import open_store
+    from newsdesk.app.runtime import Services
 
     # opened here rather than by Services so that a mistyped --data-dir is refused, not created
     return Services.from_settings(settings, store=open_store(settings, create=create))
@@ -168,7 +168,7 @@ def feedback_export(
 
 def _register_eval() -> None:
     try:
-        from evals.cli import eval_command
+        from newsdesk.app.eval_commands import eval_command
     except ImportError:  # pragma: no cover - evals is part of the package
         return
     app.command("eval")(eval_command)
@@ -176,4 +176,4 @@ def _register_eval() -> None:
 
 _register_eval()
 
-from newsdesk import time_commands  # noqa: E402,F401 - registers digest and watch (issue 11)
+from newsdesk.app import time_commands  # noqa: E402,F401 - registers digest and watch (issue 11)

@@ -108,7 +108,7 @@ class OnnxEncoder:
     @classmethod
     def load(cls, model: MeanPooledModel, cache: Path, weights_sha256: str) -> OnnxEncoder | None:
         """The export for these weights, or None when there is none or it does not check out."""
-        from ingest.embedding import file_sha256
+        from newsdesk.embedding import file_sha256
 
         where = export_dir(cache, weights_sha256)
         try:
@@ -201,7 +201,7 @@ def export(
     """
     import torch
 
-    from ingest.embedding import file_sha256
+    from newsdesk.embedding import file_sha256
 
     transformer = model[0].auto_model.eval()
 
@@ -287,7 +287,7 @@ def quantized(float_encoder: OnnxEncoder, spec: MeanPooledModel, cache: Path, we
     Raises:
         ModelUnavailable: quantization failed or moved the vectors too far.
     """
-    from ingest.embedding import file_sha256
+    from newsdesk.embedding import file_sha256
 
     where = export_dir(cache, weights_sha256)
     float_sha = json.loads((where / MANIFEST).read_text(encoding="utf-8"))["onnx_sha256"]
@@ -332,7 +332,7 @@ def quantized(float_encoder: OnnxEncoder, spec: MeanPooledModel, cache: Path, we
 
 
 def _load_int8(spec: MeanPooledModel, where: Path, float_sha: str, dimension: int) -> OnnxEncoder | None:
-    from ingest.embedding import file_sha256
+    from newsdesk.embedding import file_sha256
 
     try:
         manifest = json.loads((where / INT8_MANIFEST).read_text(encoding="utf-8"))
