@@ -416,13 +416,10 @@ def run_bot(
                     "every server the bot is added to")
     bot = build_bot(settings, answerer, ingest=ingest, sources=sources)
     # The model, the store and their libraries are long-lived; moving them out of the collector's
-    # reach keeps full garbage collections (hundreds of ms with torch loaded) from stalling the loop.
+    # reach keeps full garbage collections (hundreds of ms with large libraries loaded) from stalling the loop.
+    # (Answers run in worker threads; how many threads each embedding call may use is NEWSDESK_ONNX_THREADS.)
     gc.collect()
     gc.freeze()
-    # Answers run in worker threads; one torch thread each leaves a core for the event loop.
-    import torch
-
-    torch.set_num_threads(1)
     # Respect logging the caller configured; otherwise let discord.py set up a handler for everything.
     logging_kwargs: dict[str, Any] = (
         {"log_handler": None} if logging.getLogger().handlers else {"root_logger": True}

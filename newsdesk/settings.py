@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         None, description="Expected SHA-256 of a custom model's weights file; checked before loading."
     )
     embedding_batch_size: int = Field(64, ge=1)
+    onnx_threads: int = Field(
+        0, ge=0, description="Threads ONNX Runtime may use for one embedding call (0: its default, one per "
+        "core). The bot answers in worker threads: 1 there leaves cores for the other answers and the event loop.",
+    )
     embedding_backend: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="'auto': ONNX Runtime export of a mean-pooled local model when possible (made "
         "once, in model_cache), else torch; 'onnx': insist on it; 'torch': sentence-transformers only.",

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from newsdesk.checksums import file_sha256
 from newsdesk.embedding import (
     BUNDLED_SHA256,
     Embedder,
     bundled_model_dir,
-    file_sha256,
     load_sentence_transformer,
     verify_weights,
 )

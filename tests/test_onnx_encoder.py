@@ -46,7 +46,7 @@ def test_default_backend_is_onnx_and_matches_the_torch_model(
 
 
 def test_the_export_records_what_it_was_made_from(embedder: Embedder, model_cache: Path) -> None:
-    from newsdesk.embedding import file_sha256
+    from newsdesk.checksums import file_sha256
 
     where = export_dir(model_cache, BUNDLED_SHA256)
     manifest = json.loads((where / MANIFEST).read_text())
