@@ -423,6 +423,10 @@ class Store:
     def _meta(self) -> dict[str, Any]:
         return dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
 
+    def metadata(self) -> dict[str, Any]:
+        """The collection's metadata: the embedding model and dimension it was built with, the generation."""
+        return self._meta()
+
     def generation(self) -> int:
         """Return a counter bumped around every write, so caches derived from the store know to rebuild."""
         return int(self._meta().get("generation", 0))

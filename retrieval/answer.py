@@ -683,13 +683,3 @@ def _overlaps(cand: Candidate, chosen: list[Candidate]) -> bool:
         c.passage.article_id == cand.passage.article_id and c.start < cand.end and cand.start < c.end
         for c in chosen
     )
-
-
-def build_answerer(settings: Settings, searcher: HybridSearcher, store: Store):
-    """The configured answerer: the LLM one when ``settings.llm`` is set, else the extractive one."""
-    extractive = ExtractiveAnswerer(searcher, store, settings)
-    if not settings.llm:
-        return extractive
-    from retrieval.llm import LLMAnswerer, chat_model_from_settings
-
-    return LLMAnswerer(chat_model_from_settings(settings), searcher, store, settings, fallback=extractive)

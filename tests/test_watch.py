@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.watch import RunSummary, Watcher, parse_every
+from ingest.watch import RunSummary, Watcher
+from newsdesk.settings import parse_every
 
 ROOT = Path(__file__).resolve().parents[1]
 

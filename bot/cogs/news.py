@@ -74,8 +74,9 @@ class NewsCog(commands.Cog):
         """Start the watcher if sources are configured."""
         settings = self.bot.settings
         if settings.watch_sources:
-            from ingest.watch import Watcher, parse_every
+            from ingest.watch import Watcher
             from newsdesk.embedding import Embedder, LazyEmbedder
+            from newsdesk.settings import parse_every
 
             loaded = getattr(getattr(self.bot.answerer, "searcher", None), "embedder", None)
             embedder = loaded or LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
@@ -124,8 +125,7 @@ class NewsCog(commands.Cog):
     @app_commands.describe(since="Period: 7d, 2w, 1m or a date like 2024-03-01", source="Only this outlet")
     async def digest(self, interaction: discord.Interaction, since: str = "7d", source: str | None = None) -> None:
         """Build the digest in a worker thread and post it."""
-        from newsdesk.app.time_commands import digest_groups
-        from retrieval.digest import parse_since
+        from retrieval.digest import digest_groups, parse_since
 
         bot = self.bot
         refusal = bot.check_place(interaction.guild_id, interaction.channel)
