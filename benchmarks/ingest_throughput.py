@@ -79,7 +79,7 @@ def one_round(corpus: Path, embedder, workdir: Path, precompute: bool = True) ->
                           convert_to_numpy=True, show_progress_bar=False)
     bare_chunks, bare_chunks_cpu = time.perf_counter() - started, time.process_time() - cpu
     # the answer sentences ingest also embeds (newsdesk/sentence_vectors.py): the same texts, encoded bare
-    from ingest.chunking import answer_sentences
+    from newsdesk.sentences import answer_sentences
 
     sentences = list(dict.fromkeys(t[a:b] for t in texts for a, b in answer_sentences(t)))
     assert len(sentences) == report.sentences_embedded or not settings.precompute_sentences

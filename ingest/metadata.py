@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 
 import charset_normalizer
-import pysbd
 from dateutil import parser as date_parser
 
 from newsdesk.errors import IngestError
 from newsdesk.models import Article
+from newsdesk.sentences import segmenter
 
 #: Titles inferred from the first sentence are trimmed to about this many characters.
 TITLE_MAX_CHARS = 120
@@ -316,16 +315,11 @@ def _first_date(text: str) -> date | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False)
-
-
 def _first_sentence(paragraph: str) -> str:
     """The first sentence of a paragraph (abbreviations such as "Dr." do not end it)."""
     # Only the opening of a long paragraph matters for a title; bound the segmenter's work.
     window = paragraph[: TITLE_MAX_CHARS * 5]
-    sentences = [s.strip() for s in _segmenter().segment(window) if s.strip()]
+    sentences = [s.strip() for s in segmenter().segment(window) if s.strip()]
     return sentences[0] if sentences else ""
 
 

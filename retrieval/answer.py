@@ -22,10 +22,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from ingest.chunking import answer_sentences
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
 from newsdesk.sentence_vectors import SentenceVectors
+from newsdesk.sentences import answer_sentences
 from newsdesk.settings import Settings
 from newsdesk.store import Store
 from retrieval import recency, timeframe  # time (issue 11)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import chunk_article, chunking_key, sentence_spans
+from ingest.chunking import chunk_article, chunking_key
 from newsdesk.models import Article
+from newsdesk.sentences import sentence_spans
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BENCH = SHARED / "bench"

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.chunking import answer_sentences
 from ingest.sync import ingest
 from newsdesk.embedding import Embedder
+from newsdesk.sentences import answer_sentences
 from newsdesk.settings import Settings
 from newsdesk.store import READY, Store
 from retrieval.lexical import LexicalIndex

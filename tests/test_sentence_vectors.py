@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.chunking import answer_sentences
 from ingest.sync import ingest
 from newsdesk.app.runtime import Services
 from newsdesk.sentence_vectors import FILE_NAME, SentenceVectors
+from newsdesk.sentences import answer_sentences
 from newsdesk.store import Store
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
