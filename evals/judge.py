@@ -23,8 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from evals.metrics import fold, strip_markers
+from evals.metrics import strip_markers
 from newsdesk.errors import ModelUnavailable, UsageError
+from newsdesk.text import fold
 from retrieval.lexical import tokenize
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

@@ -9,8 +9,8 @@ import pytest
 
 from newsdesk.app.runtime import Services
 from newsdesk.errors import UsageError
-from newsdesk.models import Answer
-from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, contradicts, retrieval_query
+from newsdesk.models import ABSTAIN_TEXT, Answer
+from retrieval.answer import ExtractiveAnswerer, contradicts, retrieval_query
 from retrieval.answer_types import answer_keys, answer_support, complete_dates, expected_type, stated_answers
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render

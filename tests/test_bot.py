@@ -17,9 +17,9 @@ from discord.ext.test import backend, factories
 from pydantic import SecretStr
 
 from bot.app import validate_token
-from bot.formatting import ABSTAIN_TEXT, BUSY_MESSAGE
+from bot.formatting import BUSY_MESSAGE
 from newsdesk.errors import IngestError, UsageError
-from newsdesk.models import IngestReport
+from newsdesk.models import ABSTAIN_TEXT, IngestReport
 from retrieval.base import Turn
 
 pytestmark = pytest.mark.slow

@@ -25,9 +25,9 @@ from pydantic import Field
 import prompts
 from newsdesk.app.runtime import build_answerer
 from newsdesk.errors import LLMError
-from newsdesk.models import Answer
+from newsdesk.models import ABSTAIN_TEXT, Answer
 from newsdesk.settings import Settings
-from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, retrieval_query
+from retrieval.answer import ExtractiveAnswerer, retrieval_query
 from retrieval.base import Answerer, Turn
 from retrieval.llm import LLMAnswerer, chat_model_from_settings, parse_draft, parse_question, parse_spec
 from retrieval.search import HybridSearcher

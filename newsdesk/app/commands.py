@@ -21,6 +21,7 @@ from newsdesk.app.common import (
 from newsdesk.app.console import err, markup, out
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
+from newsdesk.text import validate_question
 
 
 def build_services(settings, *, create: bool = False):
@@ -70,7 +71,6 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """Answer a question with citations to the stored articles (or say they don't say)."""
-    from retrieval.answer import validate_question
     from retrieval.base import SearchFilters
 
     with user_errors():
