@@ -14,6 +14,7 @@ from datetime import date, datetime
 import charset_normalizer
 from dateutil import parser as date_parser
 
+from newsdesk.dates import MONTH_CAPITALISED
 from newsdesk.errors import IngestError
 from newsdesk.models import Article
 from newsdesk.sentences import segmenter
@@ -38,8 +39,7 @@ _DATELINE = re.compile(
     r"\s*(?::|[-\u2013\u2014]{1,2})\s+"
 )
 
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
-          r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_MONTH = MONTH_CAPITALISED
 _DATE_PATTERNS = [
     re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b"),
     re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b"),
