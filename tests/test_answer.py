@@ -17,9 +17,9 @@ from retrieval.citations import check, render
 from retrieval.lexical import tokenize
 from retrieval.search import constraints
 from retrieval.selection import load_models
-from tests.conftest import CUP, SHARED
+from tests.support import CUP, DEV_QUESTIONS
 
-DEV = [json.loads(line) for line in (SHARED / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+DEV = [json.loads(line) for line in DEV_QUESTIONS.read_text(encoding="utf-8").splitlines()
        if line.strip()]
 ANSWERABLE = [item for item in DEV if item["answerable"]]
 UNANSWERABLE = [item for item in DEV if not item["answerable"]]

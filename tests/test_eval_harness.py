@@ -10,10 +10,10 @@ from evals.harness import EvalItem, Evidence, evaluate, load_dataset
 from evals.judge import LexicalJudge
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Article, Chunk, Citation, Passage
+from tests.support import DEV_QUESTIONS, SAMPLE_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
-SAMPLE = ROOT / "data" / "sample"
+DEV = DEV_QUESTIONS
+SAMPLE = SAMPLE_DIR
 METRIC_KEYS = {
     "n",
     "answer_accuracy",

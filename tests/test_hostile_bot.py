@@ -11,12 +11,12 @@ import stat
 import discord
 import discord.ext.test as dpytest
 import pytest
-from bot_support import StubAnswerer, make_settings, start_harness
 from discord.ext.test import backend
 
 from bot.feedback import FeedbackStore
 from bot.formatting import NO_GUILDS_MESSAGE, answer_text, citation_field, discord_text, sources_embed
 from newsdesk.models import Answer, Citation, IngestReport
+from tests.bot_support import StubAnswerer, make_settings, start_harness
 
 
 # --- one escape for Discord -------------------------------------------------------------------------

@@ -31,10 +31,10 @@ from newsdesk.sentences import answer_sentences
 from newsdesk.settings import Settings
 from newsdesk.store import READY, Store
 from retrieval.lexical import LexicalIndex
+from tests.support import SHARED, needs_shared
 
-pytestmark = pytest.mark.slow
-
-RGB = Path(__file__).resolve().parents[2] / "shared" / "bench" / "rgb" / "articles.jsonl"
+RGB = SHARED / "bench" / "rgb" / "articles.jsonl"
+pytestmark = [pytest.mark.slow, needs_shared("bench", "rgb", "articles.jsonl")]
 NEWSDESK = Path(sys.executable).with_name("newsdesk")
 CHILD_BATCH = 64  # articles per write batch in the crashed runs: five batches, many boundaries
 

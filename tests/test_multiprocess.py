@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from chroma_server import chroma_server
 
-from tests.conftest import CUP
+from tests.support import CUP
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from retrieval.search import (
     diversify,
     filters_to_where,
 )
-from tests.conftest import CUP
+from tests.support import CUP
 
 LIGHTHOUSE = " ".join(
     f"Part {i}: volunteers repaired lighthouse section {i} and painted the lighthouse lantern room, "
