@@ -7,6 +7,8 @@ deferred into a function is still a dependency, and a cycle through one is still
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +119,17 @@ def test_no_layer_imports_a_layer_above_it() -> None:
 
 def test_every_module_belongs_to_a_known_component() -> None:
     assert {component(module) for module in import_graph(ROOT)} <= set(ALLOWED)
+
+
+def test_the_top_level_packages_are_this_projects_alone() -> None:
+    """The six top-level names are generic (README, "Architecture"): no other installed distribution may
+    claim one, and each must import from this checkout."""
+    owners = importlib.metadata.packages_distributions()
+    for name in PACKAGES:
+        assert set(owners.get(name, ["newsdesk"])) == {"newsdesk"}, f"{name} is also installed by {owners[name]}"
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        assert Path(spec.origin).resolve().is_relative_to(ROOT), f"{name} imports from {spec.origin}"
 
 
 # --- the checks themselves fail on a bad graph ---------------------------------------------------------

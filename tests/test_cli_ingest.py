@@ -164,7 +164,7 @@ def test_missing_embedding_model_is_one_line(tmp_path: Path) -> None:
 
 
 def test_unreachable_chroma_server_real_entry_point(tmp_path: Path) -> None:
-    from chroma_server import free_port
+    from tests.chroma_server import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # released at once: nothing listens there
     env = {**os.environ, "NEWSDESK_CHROMA_URL": url}

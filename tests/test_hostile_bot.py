@@ -145,10 +145,9 @@ def test_salt_from_a_setting_writes_no_key_file(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bot_without_network_is_one_line(tmp_path) -> None:
-    from chroma_server import free_port
-
     from bot.app import run_bot
     from newsdesk.errors import NewsdeskError
+    from tests.chroma_server import free_port
 
     proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens: Discord is out of reach
     settings = make_settings(tmp_path, discord_token="MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz0123",

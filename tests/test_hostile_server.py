@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chroma_server import chroma_process, free_port
 
 from newsdesk.settings import Settings
 from newsdesk.store import Store
+from tests.chroma_server import chroma_process, free_port
 
 pytestmark = pytest.mark.slow
 

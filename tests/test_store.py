@@ -177,7 +177,7 @@ def test_paging_reads_everything(store: Store) -> None:
 
 
 def test_unreachable_server_is_one_actionable_line(settings) -> None:
-    from chroma_server import free_port
+    from tests.chroma_server import free_port
 
     closed = settings.model_copy(update={"chroma_url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(StoreUnavailable) as caught:
