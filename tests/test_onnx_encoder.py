@@ -133,6 +133,40 @@ def test_answering_imports_neither_torch_nor_langchain_runnables(
     assert done.stdout.split() == ["onnx", "False", "[]"]
 
 
+def test_the_bot_starts_without_torch(sample_settings: Settings, sample_store, embedder: Embedder,
+                                      model_cache: Path) -> None:
+    # `newsdesk bot` end to end, up to the point where discord.py would connect
+    script = (
+        "import sys\n"
+        "import discord\n"
+        "started = []\n"
+        "discord.Client.run = lambda self, token, **kwargs: started.append(type(self).__name__)\n"
+        "from newsdesk.app.cli import main\n"
+        f"sys.argv = ['newsdesk', 'bot', '--data-dir', {str(sample_settings.data_dir)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "heavy = ['torch', 'transformers', 'sentence_transformers']\n"
+        "print(started, code, [m for m in heavy if m in sys.modules])\n"
+    )
+    env = {**os.environ, "NEWSDESK_MODEL_CACHE": str(model_cache), "NEWSDESK_ALLOWED_GUILDS": "1",
+           "DISCORD_TOKEN": "abcdefghijkl.abcdef.abcdefghijklmn"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['NewsBot']", "0", "[]"], done.stdout + done.stderr
+
+
+def test_onnx_threads_is_a_setting(model_cache: Path) -> None:
+    def threads(settings: Settings) -> int:
+        model = Embedder.from_settings(settings).model
+        return model.session.get_session_options().intra_op_num_threads
+
+    assert threads(Settings(model_cache=model_cache)) == 0  # ONNX Runtime's default: one per core
+    assert threads(Settings(model_cache=model_cache, onnx_threads=1)) == 1
+
+
 def test_batches_keep_lengths_together_and_cover_every_text() -> None:
     from newsdesk.onnx_encoder import _batches
 
