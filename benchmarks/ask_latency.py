@@ -60,9 +60,9 @@ def questions(n: int) -> tuple[list[str], list[str]]:
 
 def build_index(settings, embedder) -> tuple[object, dict]:
     """Open the store and bring it up to date with the corpus (a no-op, bar reading, once built)."""
-    from ingest.store import Store
     from ingest.sync import sync_articles
     from newsdesk.models import IngestReport
+    from newsdesk.store import Store
 
     store = Store.from_settings(settings)
     started = time.perf_counter()
@@ -99,8 +99,8 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def fresh_services(settings, embedder, store):
     """Services sharing the loaded model and store, with an empty query-embedding cache."""
-    from ingest.embedding import Embedder
-    from newsdesk.runtime import Services
+    from newsdesk.app.runtime import Services
+    from newsdesk.embedding import Embedder
 
     return Services.from_settings(
         settings, embedder=Embedder(embedder.model, embedder.name, embedder.batch_size), store=store
@@ -185,10 +185,10 @@ def main() -> None:
 
         torch.set_num_threads(args.torch_threads)
 
-    from newsdesk.cli import _quiet_libraries
+    from newsdesk.app.cli import _quiet_libraries
 
     _quiet_libraries()
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
 
     settings = Settings(data_dir=args.data_dir)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 def dump(sets: list[str], out: Path, k: int) -> None:
     from evals.harness import load_dataset
     from evals.metrics import matches_gold
-    from newsdesk.runtime import Services
+    from newsdesk.app.runtime import Services
     from newsdesk.settings import Settings
     from retrieval import timeframe
     from retrieval.answer import ExtractiveAnswerer, analyze_question

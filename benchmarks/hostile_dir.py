@@ -116,7 +116,7 @@ def run(good: int, stress_mb: float, keep: Path | None) -> dict:
         files = len(os.listdir(corpus))
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", "from newsdesk.cli import main; main()", "ingest", str(corpus), "--json",
+            [sys.executable, "-c", "from newsdesk.app.cli import main; main()", "ingest", str(corpus), "--json",
              "--data-dir", str(data)],
             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
         )

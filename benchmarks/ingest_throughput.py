@@ -51,8 +51,8 @@ class Stopwatch:
 def one_round(corpus: Path, embedder, workdir: Path, precompute: bool = True) -> dict:
     import ingest.loaders
     import ingest.sync
-    from ingest.store import Store
     from newsdesk.settings import Settings
+    from newsdesk.store import Store
 
     settings = Settings(data_dir=workdir, precompute_sentences=precompute)
     store = Store.from_settings(settings)
@@ -78,8 +78,8 @@ def one_round(corpus: Path, embedder, workdir: Path, precompute: bool = True) ->
     embedder.model.encode(texts, batch_size=settings.embedding_batch_size, normalize_embeddings=True,
                           convert_to_numpy=True, show_progress_bar=False)
     bare_chunks, bare_chunks_cpu = time.perf_counter() - started, time.process_time() - cpu
-    # the answer sentences ingest also embeds (ingest/sentence_vectors.py): the same texts, encoded bare
-    from ingest.chunking import answer_sentences
+    # the answer sentences ingest also embeds (newsdesk/sentence_vectors.py): the same texts, encoded bare
+    from newsdesk.sentences import answer_sentences
 
     sentences = list(dict.fromkeys(t[a:b] for t in texts for a, b in answer_sentences(t)))
     assert len(sentences) == report.sentences_embedded or not settings.precompute_sentences
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
 
     started = time.perf_counter()

@@ -36,7 +36,7 @@ def main() -> None:
 
     import numpy as np
 
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
     from retrieval.lexical import BM25Index, FtsBM25
 

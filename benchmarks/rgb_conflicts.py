@@ -18,11 +18,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ingest.embedding import Embedder  # noqa: E402
-from ingest.store import Store  # noqa: E402
 from ingest.sync import ingest  # noqa: E402
-from newsdesk.runtime import Services  # noqa: E402
+from newsdesk.app.runtime import Services  # noqa: E402
+from newsdesk.embedding import Embedder  # noqa: E402
 from newsdesk.settings import Settings  # noqa: E402
+from newsdesk.store import Store  # noqa: E402
 
 RGB = Path(__file__).resolve().parents[2] / "shared" / "bench" / "rgb"
 

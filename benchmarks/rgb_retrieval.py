@@ -24,10 +24,10 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: E402
 
 from evals.metrics import first_hit_rank  # noqa: E402
-from ingest.embedding import Embedder  # noqa: E402
-from ingest.store import Store  # noqa: E402
 from ingest.sync import ingest  # noqa: E402
+from newsdesk.embedding import Embedder  # noqa: E402
 from newsdesk.settings import Settings  # noqa: E402
+from newsdesk.store import Store  # noqa: E402
 from retrieval.search import HybridSearcher  # noqa: E402
 
 RGB = Path(__file__).resolve().parents[2] / "shared" / "bench" / "rgb"

@@ -51,7 +51,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 def probe(questions: list[str], fresh_question: str) -> None:
     """Run inside the answering process: report timings as JSON lines; wait for "next" to ask once more."""
     started = time.perf_counter()
-    from newsdesk.runtime import Services
+    from newsdesk.app.runtime import Services
     from newsdesk.settings import Settings
 
     services = Services.from_settings(Settings())
@@ -219,9 +219,9 @@ def main() -> None:
         probe(questions, os.environ["SCALE_FRESH_QUESTION"])
         return
 
-    from ingest.embedding import Embedder
-    from ingest.store import Store
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
+    from newsdesk.store import Store
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)

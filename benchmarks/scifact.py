@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write every configuration's figures here")
     args = parser.parse_args()
 
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))

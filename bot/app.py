@@ -38,9 +38,10 @@ from bot.formatting import (
     incident_message,
     too_long_message,
 )
-from newsdesk.errors import NewsdeskError, UsageError
-from newsdesk.models import Answer, IngestReport
+from newsdesk.errors import EmptyQuestion, NewsdeskError, QuestionTooLong, UsageError
+from newsdesk.models import ABSTAIN_TEXT, Answer, IngestReport
 from newsdesk.settings import Settings
+from newsdesk.text import validate_question
 from retrieval.base import Answerer, Turn
 
 log = logging.getLogger("newsdesk.bot")
@@ -275,10 +276,12 @@ class NewsBot(commands.Bot):
 
     def check_question(self, question: str) -> str | None:
         """Why the question is refused (empty or over the length limit), or None."""
-        if not question.strip():
+        try:
+            validate_question(question, self.settings)  # the CLI's and the answerer's rule, stripped first
+        except EmptyQuestion:
             return EMPTY_QUESTION_MESSAGE
-        if len(question) > self.settings.max_question_chars:
-            return too_long_message(len(question), self.settings.max_question_chars)
+        except QuestionTooLong as error:
+            return too_long_message(error.length, error.limit)
         return None
 
     def check_cooldown(self, user_id: int) -> str | None:
@@ -312,7 +315,7 @@ class NewsBot(commands.Bot):
         async with self.gate.slot():
             answer = await asyncio.get_running_loop().run_in_executor(self._executor, call)
         if conversation_id is not None:
-            shown = "The articles don't say." if answer.abstained else answer.text
+            shown = ABSTAIN_TEXT if answer.abstained else answer.text
             self.conversations.add(conversation_id, Turn(question=question, answer=shown))
         return answer
 
@@ -416,13 +419,10 @@ def run_bot(
                     "every server the bot is added to")
     bot = build_bot(settings, answerer, ingest=ingest, sources=sources)
     # The model, the store and their libraries are long-lived; moving them out of the collector's
-    # reach keeps full garbage collections (hundreds of ms with torch loaded) from stalling the loop.
+    # reach keeps full garbage collections (hundreds of ms with large libraries loaded) from stalling the loop.
+    # (Answers run in worker threads; how many threads each embedding call may use is NEWSDESK_ONNX_THREADS.)
     gc.collect()
     gc.freeze()
-    # Answers run in worker threads; one torch thread each leaves a core for the event loop.
-    import torch
-
-    torch.set_num_threads(1)
     # Respect logging the caller configured; otherwise let discord.py set up a handler for everything.
     logging_kwargs: dict[str, Any] = (
         {"log_handler": None} if logging.getLogger().handlers else {"root_logger": True}

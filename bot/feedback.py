@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from newsdesk.models import Answer
+from newsdesk.models import ABSTAIN_TEXT, Answer
 
 Vote = Literal["up", "down"]
 
@@ -283,7 +283,7 @@ class FeedbackStore:
                 continue
             key = _normalise(row.question)
             answer = row.answer
-            given = answer.text or ("The articles don't say." if answer.abstained else "")
+            given = answer.text or (ABSTAIN_TEXT if answer.abstained else "")
             stub = stubs.get(key)
             if stub is None:
                 stub = {

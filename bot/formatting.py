@@ -15,7 +15,8 @@ from urllib.parse import quote
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from newsdesk.models import Answer, Citation, IngestReport
+from newsdesk.models import ABSTAIN_TEXT, Answer, Citation, IngestReport
+from newsdesk.text import fold
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message).
 MESSAGE_LIMIT = 2000
@@ -30,7 +31,6 @@ EMBEDS_PER_MESSAGE = 10
 THREAD_NAME_LIMIT = 100
 
 ELLIPSIS = "…"
-ABSTAIN_TEXT = "The articles don't say."
 SOURCES_COLOUR = discord.Colour.blurple()
 
 #: A citation marker: ``[3]``, ``[1, 2]`` or ``[1-3]``. A message is never split inside one.
@@ -160,11 +160,6 @@ def discord_text(text: str) -> str:
 _escape = discord_text
 
 
-def _fold(text: str) -> str:
-    """Collapse every run of whitespace (newlines included) to one space."""
-    return " ".join(text.split())
-
-
 def answer_text(answer: Answer) -> str:
     """The message body for ``answer``: its text with markers, or the abstention notice.
 
@@ -175,13 +170,13 @@ def answer_text(answer: Answer) -> str:
     if answer.abstained:
         # "The articles cover X but don't say Y" when the story is there and the detail is not
         partial = answer.metadata.get("partial") and answer.text.startswith("The articles cover")
-        lines = [_escape(_fold(answer.text)) if partial else ABSTAIN_TEXT]
+        lines = [_escape(fold(answer.text)) if partial else ABSTAIN_TEXT]
         related = answer.related[:_MAX_RELATED]
         if related:
             lines += ["", "Possibly related articles (not cited):"]
             for item in related:
-                label = _escape(_fold(item.title or item.article_id))
-                outlet = _escape(_fold(item.source))
+                label = _escape(fold(item.title or item.article_id))
+                outlet = _escape(fold(item.source))
                 lines.append(f"\u2022 {label}" + (f" \u2014 {outlet}" if outlet else ""))
         return "\n".join(lines)
     text = answer.text.strip()
@@ -189,7 +184,7 @@ def answer_text(answer: Answer) -> str:
         return ABSTAIN_TEXT
     body = _escape_keeping_markers(text)
     if answer.short:  # the asked-for item first, in bold, then the quotes that support it
-        return f"**{_escape(_fold(answer.short))}**\n{body}"
+        return f"**{_escape(fold(answer.short))}**\n{body}"
     return body
 
 
@@ -209,7 +204,7 @@ def _escape_keeping_markers(text: str) -> str:
 
 def thread_name(question: str) -> str:
     """A thread name (1 to 100 characters) taken from the question."""
-    name = _fold(question) or "Question"
+    name = fold(question) or "Question"
     return truncate(name, THREAD_NAME_LIMIT)
 
 
@@ -243,15 +238,15 @@ def citation_field(citation: Citation) -> tuple[str, str]:
     The name holds the number and title; the value holds outlet and date, the quoted passage
     (truncated with an ellipsis if needed) and a link to the article.
     """
-    title = _escape(_fold(citation.title or citation.article_id))
+    title = _escape(fold(citation.title or citation.article_id))
     name = truncate(f"[{citation.number}] {title}", FIELD_NAME_LIMIT)
 
-    meta = " \u00b7 ".join(p for p in (_escape(_fold(citation.source)), _date_text(citation.published)) if p)
+    meta = " \u00b7 ".join(p for p in (_escape(fold(citation.source)), _date_text(citation.published)) if p)
     head = truncate(meta, 200) + "\n" if meta else ""
     url = _safe_url(citation.url)
     tail = f"\n[Read the article]({url})" if url else ""
     quote_budget = FIELD_VALUE_LIMIT - len(head) - len(tail) - len("> ")
-    quote = truncate(_escape(_fold(citation.quote)), quote_budget) or ELLIPSIS
+    quote = truncate(_escape(fold(citation.quote)), quote_budget) or ELLIPSIS
     value = f"{head}> {quote}{tail}"
     return name, value
 
@@ -326,8 +321,8 @@ def sources_embed(articles: Iterable[Mapping[str, object]]) -> discord.Embed:
     used = 0
     budget = EMBED_DESCRIPTION_LIMIT - 40
     for article in items:
-        title = _escape(_fold(str(article.get("title") or article.get("article_id") or "untitled")))
-        outlet = _escape(_fold(str(article.get("source") or "")))
+        title = _escape(fold(str(article.get("title") or article.get("article_id") or "untitled")))
+        outlet = _escape(fold(str(article.get("source") or "")))
         details = ", ".join(p for p in (outlet, _date_text(article.get("published"))) if p)  # type: ignore
         line = truncate(f"\u2022 **{truncate(title, 150)}**" + (f" \u2014 {details}" if details else ""), 300)
         if used + len(line) + 1 > budget:

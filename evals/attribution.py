@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", type=Path, required=True, help="AttributionBench JSONL file")
     args = parser.parse_args(argv)
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
 
     rows = load_rows(args.calibrate)

@@ -3,7 +3,7 @@
 A benchmark directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), queries (``queries.jsonl``, or
 ``<split>_queries.jsonl`` for a split with its own file) and relevance judgements (``<split>.tsv`` or
 ``qrels/<split>.tsv``: ``query-id corpus-id score`` with a header). Each document is indexed whole as
-``title + " " + text``. The project's own pieces do the work: :class:`ingest.embedding.Embedder` for the dense
+``title + " " + text``. The project's own pieces do the work: :class:`newsdesk.embedding.Embedder` for the dense
 side, :class:`retrieval.lexical.BM25Index` for BM25, and a fusion of the two candidate lists for hybrid.
 
 Corpus embeddings are cached as ``.npy`` under ``<data_dir>/beir-cache``, keyed by model name and a hash of

@@ -23,8 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from evals.metrics import fold, strip_markers
+from evals.metrics import strip_markers
 from newsdesk.errors import ModelUnavailable, UsageError
+from newsdesk.text import fold
 from retrieval.lexical import tokenize
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -146,7 +147,7 @@ class LexicalJudge(_Batching):
     """The offline default: verbatim containment, else a calibrated lexical (+ embedding) score.
 
     Args:
-        embedder: an :class:`ingest.embedding.Embedder` (anything with ``encode(texts)`` returning unit
+        embedder: an :class:`newsdesk.embedding.Embedder` (anything with ``encode(texts)`` returning unit
             vectors); without one only the lexical features are used, with their own calibration.
         calibration: weights and threshold; defaults to the shipped calibration for the mode.
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from newsdesk.models import Answer
+from newsdesk.text import fold
 
-_SPACE = re.compile(r"\s+")
 _MARKER = re.compile(r"\[(\d+)\]")
 
 #: ``supports(premise, claim)``: does ``premise`` (cited passages, joined) support ``claim``?
@@ -21,11 +21,6 @@ SupportFn = Callable[[str, str], bool]
 
 
 # --- text ------------------------------------------------------------------------------------------------
-def fold(text: str) -> str:
-    """Collapse runs of whitespace into one space and strip."""
-    return _SPACE.sub(" ", text).strip()
-
-
 def strip_markers(text: str) -> str:
     """Remove citation markers such as ``[1]`` and fold whitespace."""
     return fold(_MARKER.sub(" ", text)).replace(" .", ".").replace(" ,", ",")

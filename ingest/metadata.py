@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 
 import charset_normalizer
-import pysbd
 from dateutil import parser as date_parser
 
+from newsdesk.dates import MONTH_CAPITALISED
 from newsdesk.errors import IngestError
 from newsdesk.models import Article
+from newsdesk.sentences import segmenter
 
 #: Titles inferred from the first sentence are trimmed to about this many characters.
 TITLE_MAX_CHARS = 120
@@ -39,8 +39,7 @@ _DATELINE = re.compile(
     r"\s*(?::|[-\u2013\u2014]{1,2})\s+"
 )
 
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
-          r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_MONTH = MONTH_CAPITALISED
 _DATE_PATTERNS = [
     re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b"),
     re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b"),
@@ -316,16 +315,11 @@ def _first_date(text: str) -> date | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False)
-
-
 def _first_sentence(paragraph: str) -> str:
     """The first sentence of a paragraph (abbreviations such as "Dr." do not end it)."""
     # Only the opening of a long paragraph matters for a title; bound the segmenter's work.
     window = paragraph[: TITLE_MAX_CHARS * 5]
-    sentences = [s.strip() for s in _segmenter().segment(window) if s.strip()]
+    sentences = [s.strip() for s in segmenter().segment(window) if s.strip()]
     return sentences[0] if sentences else ""
 
 

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ingest.chunking import chunk_article, chunking_key
-from ingest.embedding import Embedder
-from ingest.sentence_vectors import FILE_NAME as SENTENCES_FILE
-from ingest.sentence_vectors import SentenceVectors
-from ingest.store import PENDING, READY, Store
+from newsdesk.embedding import Embedder
 from newsdesk.models import Article, Chunk, IngestFailure, IngestReport
+from newsdesk.sentence_vectors import FILE_NAME as SENTENCES_FILE
+from newsdesk.sentence_vectors import SentenceVectors
 from newsdesk.settings import Settings
+from newsdesk.store import PENDING, READY, Store
 
 #: Articles embedded and written together; bounds memory and the work lost to an interruption.
 BATCH_ARTICLES = 256
@@ -142,7 +142,7 @@ def sync_articles(
 def backfill_sentences(
     store: Store, embedder: Embedder, settings: Settings, report: IngestReport, *, progress: Progress | None = None
 ) -> None:
-    """Embed the answer sentences of every stored chunk that has none stored (see :mod:`ingest.sentence_vectors`)."""
+    """Embed the answer sentences of every stored chunk that has none stored (see :mod:`newsdesk.sentence_vectors`)."""
     sentences = SentenceVectors.for_embedder(settings.data_dir, embedder)
     total, done, texts = store.count_chunks(), 0, []
     for _, text, _ in store.iter_chunks():

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import tempfile
 import threading
@@ -33,21 +32,6 @@ from newsdesk.models import IngestReport
 from newsdesk.settings import Settings
 
 log = logging.getLogger("newsdesk.watch")
-_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
-
-
-def parse_every(value: str) -> float:
-    """``15m``, ``30s``, ``2h``, ``1d`` or a number of seconds, as seconds.
-
-    Raises:
-        ValueError: anything else, or zero.
-    """
-    found = _EVERY.match(value)
-    if not found or float(found.group(1)) <= 0:
-        raise ValueError(value)
-    return float(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[(found.group(2) or "s").lower()]
-
-
 @dataclass
 class SourceState:
     """What the watcher remembers about one source."""

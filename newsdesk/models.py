@@ -99,6 +99,10 @@ class RelatedArticle(BaseModel):
     source: str = ""
 
 
+#: What an abstention says, wherever it is shown (CLI, bot, feedback, a conversation's history).
+ABSTAIN_TEXT = "The articles don't say."
+
+
 class Answer(BaseModel):
     """What every answerer returns and every front end shows."""
 

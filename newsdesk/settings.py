@@ -7,6 +7,7 @@ Values come from, in order of precedence: explicit keyword arguments, environmen
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +22,21 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 def _default_model_cache() -> Path:
     """``$XDG_CACHE_HOME/newsdesk`` (``~/.cache/newsdesk``): model exports shared by every data dir."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsdesk"
+
+
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
+
+
+def parse_every(value: str) -> float:
+    """``15m``, ``30s``, ``2h``, ``1d`` or a number of seconds, as seconds.
+
+    Raises:
+        ValueError: anything else, or zero.
+    """
+    found = _EVERY.match(value)
+    if not found or float(found.group(1)) <= 0:
+        raise ValueError(value)
+    return float(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[(found.group(2) or "s").lower()]
 
 
 def _split_ids(value: object) -> object:
@@ -57,6 +73,10 @@ class Settings(BaseSettings):
         None, description="Expected SHA-256 of a custom model's weights file; checked before loading."
     )
     embedding_batch_size: int = Field(64, ge=1)
+    onnx_threads: int = Field(
+        0, ge=0, description="Threads ONNX Runtime may use for one embedding call (0: its default, one per "
+        "core). The bot answers in worker threads: 1 there leaves cores for the other answers and the event loop.",
+    )
     embedding_backend: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="'auto': ONNX Runtime export of a mean-pooled local model when possible (made "
         "once, in model_cache), else torch; 'onnx': insist on it; 'torch': sentence-transformers only.",
@@ -169,8 +189,6 @@ class Settings(BaseSettings):
     @field_validator("watch_every")
     @classmethod
     def _check_every(cls, value: str) -> str:
-        from ingest.watch import parse_every
-
         parse_every(value)  # ValueError: reported as an invalid setting
         return value
 

@@ -22,12 +22,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ingest.chunking import answer_sentences
-from ingest.sentence_vectors import SentenceVectors
-from ingest.store import Store
-from newsdesk.errors import UsageError
-from newsdesk.models import Answer, AnswerSentence, Passage, RelatedArticle
+from newsdesk.models import ABSTAIN_TEXT, Answer, AnswerSentence, Passage, RelatedArticle
+from newsdesk.sentence_vectors import SentenceVectors
+from newsdesk.sentences import answer_sentences
 from newsdesk.settings import Settings
+from newsdesk.store import Store
+from newsdesk.text import validate_question
 from retrieval import recency, timeframe  # time (issue 11)
 from retrieval.answer_types import (
     DATELINE,
@@ -45,7 +45,6 @@ from retrieval.question import Question, analyze
 from retrieval.search import HybridSearcher, constraint_share, constraints
 from retrieval.selection import Models, load_models
 
-ABSTAIN_TEXT = "The articles don't say."
 CONFLICT_PREFIX = "The articles disagree:"
 # Kinds of constraint a question names: years, ordinals ("92nd"), quarters and halves.
 _CONSTRAINT_KINDS = (re.compile(YEAR), re.compile(r"\d+(?:st|nd|rd|th)"), re.compile(r"q[1-4]|h[12]"))
@@ -93,23 +92,6 @@ def contradicts(wanted: set[str], text: str) -> bool:
         if asked and named and not asked & named:
             return True
     return False
-
-
-def validate_question(question: str, settings: Settings) -> str:
-    """Strip the question and enforce the settings' limits.
-
-    Raises:
-        UsageError: empty or longer than ``max_question_chars``.
-    """
-    question = question.strip()
-    if not question:
-        raise UsageError("the question is empty")
-    if len(question) > settings.max_question_chars:
-        raise UsageError(
-            f"the question is {len(question)} characters long; the limit is {settings.max_question_chars} "
-            "(NEWSDESK_MAX_QUESTION_CHARS)"
-        )
-    return question
 
 
 def is_follow_up(question: str, history: list[Turn] | None) -> bool:
@@ -696,13 +678,3 @@ def _overlaps(cand: Candidate, chosen: list[Candidate]) -> bool:
         c.passage.article_id == cand.passage.article_id and c.start < cand.end and cand.start < c.end
         for c in chosen
     )
-
-
-def build_answerer(settings: Settings, searcher: HybridSearcher, store: Store):
-    """The configured answerer: the LLM one when ``settings.llm`` is set, else the extractive one."""
-    extractive = ExtractiveAnswerer(searcher, store, settings)
-    if not settings.llm:
-        return extractive
-    from retrieval.llm import LLMAnswerer, chat_model_from_settings
-
-    return LLMAnswerer(chat_model_from_settings(settings), searcher, store, settings, fallback=extractive)

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
+from newsdesk.dates import MONTH, MONTHS
 from retrieval.lexical import STOPWORDS, tokenize
 
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_MONTHS = "|".join(MONTHS)
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _TIME = re.compile(
     rf"\b((1[89]|20)\d\d|{_MONTHS}|{_DAYS}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|today|yesterday|"
@@ -30,7 +31,7 @@ _QUANTITY = re.compile(
     r"several|many|few)\b",
     re.I,
 )
-_MON = rf"(?:{_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+_MON = MONTH
 YEAR = r"(?:1[89]|20)\d\d"
 # A publication date heading a snippet ("Feb 9, 2020 ... Toy Story 4 won"): when it was written, not what.
 DATELINE = re.compile(rf"^\s*{_MON}\.? \d{{1,2}}, {YEAR}\s*(?:\.\.\.|…|[-–—])\s*", re.I)

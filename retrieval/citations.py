@@ -6,13 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from newsdesk.models import AnswerSentence, Citation, Passage
-
-_SPACE = re.compile(r"\s+")
-
-
-def fold(text: str) -> str:
-    """Collapse runs of whitespace to one space and strip."""
-    return _SPACE.sub(" ", text).strip()
+from newsdesk.text import fold
 
 
 def locate(quote: str, text: str, start: int = 0, end: int | None = None) -> tuple[int, int] | None:

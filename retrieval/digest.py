@@ -14,9 +14,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from newsdesk.models import Citation, Passage
 from retrieval.citations import CitationBook
+
+if TYPE_CHECKING:
+    from newsdesk.store import Store
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 SHINGLE = 5
@@ -120,7 +124,7 @@ def lead_span(text: str) -> tuple[int, int] | None:
     thousands of articles spends its time on); when the lead runs to the end of that window, the whole
     text is segmented instead, so a sentence is never cut.
     """
-    from ingest.chunking import sentence_spans
+    from newsdesk.sentences import sentence_spans
 
     if len(text) > LEAD_WINDOW:
         found = _lead(sentence_spans(text[:LEAD_WINDOW]), text[:LEAD_WINDOW])
@@ -170,3 +174,13 @@ def build_digest(articles: Iterable[DigestArticle], since: date, until: date, so
             number = book.cite(passage, *span)
             group.lead = book.citations[number - 1] if number else None
     return groups
+
+
+def digest_groups(store: Store, since: date, until: date, sources: Sequence[str]) -> list[DigestGroup]:
+    """The digest of the store's articles published in ``[since, until]``."""
+    records = {r.id: r for r in store.records().values()
+               if r.published is not None and since <= r.published <= until}
+    texts = store.article_texts(sorted(records))
+    articles = [DigestArticle(id=i, text=texts[i], title=r.title, source=r.source, published=r.published, url=r.url)
+                for i, r in records.items() if i in texts]
+    return build_digest(articles, since, until, sources)

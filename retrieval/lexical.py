@@ -24,8 +24,8 @@ import bm25s
 import numpy as np
 import Stemmer
 
-from ingest.changes import LOOKBACK, PUT, version_of
-from ingest.store import READY
+from newsdesk.changes import LOOKBACK, PUT, version_of
+from newsdesk.store import READY
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Small on purpose: question words matter less than in prose, but "not", "no" and numbers stay.

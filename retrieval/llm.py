@@ -34,14 +34,15 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 import prompts
-from ingest.store import Store
 from newsdesk.errors import LLMError
 from newsdesk.models import Answer, AnswerSentence, Passage
 from newsdesk.settings import Settings
+from newsdesk.store import Store
+from newsdesk.text import fold, validate_question
 from retrieval import timeframe  # time (issue 11)
-from retrieval.answer import abstention, retrieval_query, validate_question
+from retrieval.answer import abstention, retrieval_query
 from retrieval.base import Answerer, SearchFilters, Turn
-from retrieval.citations import CitationBook, fold, locate, render
+from retrieval.citations import CitationBook, locate, render
 from retrieval.search import HybridSearcher
 
 logger = logging.getLogger(__name__)

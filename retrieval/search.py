@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ingest.embedding import Embedder
-from ingest.store import Store, passage_from, published_ord
+from newsdesk.embedding import Embedder
 from newsdesk.models import Passage
 from newsdesk.settings import Settings
+from newsdesk.store import Store, passage_from, published_ord
 from retrieval.answer_types import answer_support, expected_type, stated_answers
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion

@@ -22,13 +22,13 @@ from typing import Any
 
 from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE, relativedelta
 
+from newsdesk.dates import MONTH, MONTHS
 from retrieval.base import SearchFilters
 
 _WEEKDAYS = {"monday": MO, "tuesday": TU, "wednesday": WE, "thursday": TH, "friday": FR, "saturday": SA,
              "sunday": SU}
-_MONTHS = ("january february march april may june july august september october november december").split()
-_MON = r"(?:january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|" \
-       r"apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+_MONTHS = list(MONTHS)
+_MON = MONTH
 _EXPLICIT = re.compile(
     rf"\b(?:{_MON}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON}\b"
     rf"(?:,?\s+\d{{4}})?|\d{{4}}-\d{{2}}-\d{{2}})",

@@ -10,6 +10,10 @@ implement threads, capture ``allowed_mentions``, or know about interactions at a
 * :class:`Harness`: builds the real bot with :func:`bot.app.build_bot`, configures dpytest, and
   dispatches real gateway payloads for messages, slash commands, button clicks and modal submits,
   so the bot's own tree, views and dynamic items route them.
+
+Filling those gaps needs discord.py's connection state (``bot._connection``: the state dpytest
+configures, and ``parse_*`` to dispatch payloads): that is confined to this module, so a discord.py
+or dpytest upgrade that moves it breaks here only. Test modules use the harness, never the internals.
 """
 
 from __future__ import annotations
@@ -411,7 +415,7 @@ async def start_harness(settings: Settings, answerer: Any, *, members: int = 3, 
                         **bot_kwargs: Any) -> Harness:
     """Build the real bot, connect it to dpytest's fake Discord, and run its setup hook."""
     bot = build_bot(settings, answerer, sync_commands=False, **bot_kwargs)
-    await bot._async_setup_hook()  # what login() would do: bind the bot to the running loop
+    await bot.__aenter__()  # `async with bot:` without the block: binds the bot to the running loop
     # dpytest finds mentioned members in the member cache, which needs the members intent; the real
     # bot does not need it, so enable it only here.
     bot._connection._intents.members = True
@@ -435,3 +439,36 @@ async def start_harness(settings: Settings, answerer: Any, *, members: int = 3, 
                       members=list(config.members))
     harness._tasks_before = set(asyncio.all_tasks())
     return harness
+
+
+#: Questions over the sample corpus for load checks (tests/test_bot_load.py, benchmarks/bot_load.py).
+QUESTIONS = [
+    "What is happening to the capacity of the Special Protection Unit?",
+    "Which Pakistani ministries did not reply to Reuters' requests for comment?",
+    "What did the Punjab home department say the meeting focused on?",
+    "Who did the home secretary of Punjab meet?",
+    "What killed two Chinese engineers in Karachi?",
+]
+
+
+class ConcurrencyProbe:
+    """Wraps an answerer and records how many calls overlapped."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.name = getattr(inner, "name", "probe")
+        self.active = 0
+        self.max_active = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def answer(self, question: str, **kwargs: Any) -> Answer:
+        with self._lock:
+            self.active += 1
+            self.calls += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            return self.inner.answer(question, **kwargs)
+        finally:
+            with self._lock:
+                self.active -= 1

@@ -7,28 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import SAMPLE_DIR
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = ROOT / "data" / "sample"
-SHARED = ROOT.parent / "shared"
-
-#: An invented event (so the model knows nothing of it), as (article id, text): three articles name the
-#: 2031 winner, a preview and a commentary name other people, and one article is about the 2030 edition.
-CUP = [
-    ("cup-commentary", "Commentator Ian Marsh called the final race of the 2031 Harbour Cup the best he had seen in "
-     "years."),
-    ("cup-preview", "Who will win the 2031 Harbour Cup? Bookmakers favour Tomas Reed, the holder, ahead of the young "
-     "Anna Holm."),
-    ("cup-varga-1", "Selma Varga lifted the trophy of the 2031 Harbour Cup on Sunday after beating the defending "
-     "champion in the last race."),
-    ("cup-varga-2", "The victory of Selma Varga in the 2031 Harbour Cup surprised the bookmakers, who had rated her "
-     "an outsider."),
-    ("cup-varga-3", "Hungarian sailor Selma Varga took the 2031 Harbour Cup at her fourth attempt."),
-    ("cup-2030", "Tomas Reed won the Harbour Cup in 2030 with a record margin."),
-]
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +41,7 @@ def settings(tmp_path: Path):
 @pytest.fixture(scope="session")
 def embedder(model_cache: Path):
     """The real bundled all-MiniLM-L6-v2, loaded once per session (on ONNX Runtime, exported first)."""
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
     from newsdesk.settings import Settings
 
     return Embedder.from_settings(Settings(model_cache=model_cache))
@@ -75,8 +58,8 @@ def sample_settings(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def sample_store(sample_settings, embedder):
     """A real embedded Chroma store holding the two sample articles."""
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
 
     store = Store.from_settings(sample_settings)
     report = ingest([str(SAMPLE_DIR)], sample_settings, store, embedder)
@@ -87,6 +70,6 @@ def sample_store(sample_settings, embedder):
 @pytest.fixture(scope="session")
 def answerer(sample_settings, sample_store, embedder):
     """The real offline answerer over the sample corpus."""
-    from newsdesk.runtime import Services
+    from newsdesk.app.runtime import Services
 
     return Services.from_settings(sample_settings, embedder=embedder, store=sample_store).answerer

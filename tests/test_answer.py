@@ -7,19 +7,19 @@ import re
 
 import pytest
 
+from newsdesk.app.runtime import Services
 from newsdesk.errors import UsageError
-from newsdesk.models import Answer
-from newsdesk.runtime import Services
-from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, analyze_question, contradicts, retrieval_query
+from newsdesk.models import ABSTAIN_TEXT, Answer
+from retrieval.answer import ExtractiveAnswerer, analyze_question, contradicts, retrieval_query
 from retrieval.answer_types import answer_keys, answer_support, complete_dates, expected_type, stated_answers
 from retrieval.base import Answerer, SearchFilters, Turn
 from retrieval.citations import check, render
 from retrieval.lexical import tokenize
 from retrieval.search import constraints
 from retrieval.selection import load_models
-from tests.conftest import CUP, SHARED
+from tests.support import CUP, DEV_QUESTIONS
 
-DEV = [json.loads(line) for line in (SHARED / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+DEV = [json.loads(line) for line in DEV_QUESTIONS.read_text(encoding="utf-8").splitlines()
        if line.strip()]
 ANSWERABLE = [item for item in DEV if item["answerable"]]
 UNANSWERABLE = [item for item in DEV if not item["answerable"]]
@@ -231,8 +231,8 @@ def test_stated_answers_and_their_support_across_articles() -> None:
 
 @pytest.fixture
 def cup_services(settings, embedder, tmp_path) -> Services:
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
 
     corpus = tmp_path / "cup.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "title": "", "source": "Test Wire", "text": t}) + "\n"
@@ -268,8 +268,8 @@ DEAL = [
 
 @pytest.mark.slow
 def test_an_article_saying_the_detail_was_not_revealed_gives_a_partial_answer(settings, embedder, tmp_path) -> None:
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
 
     corpus = tmp_path / "deal.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "title": "Harlow Search buys Feedly Park", "source": "Test Wire",

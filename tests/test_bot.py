@@ -12,15 +12,15 @@ import re
 import discord
 import discord.ext.test as dpytest
 import pytest
-from bot_support import FailingAnswerer, RecordingAnswerer, StubAnswerer, make_settings, start_harness
 from discord.ext.test import backend, factories
 from pydantic import SecretStr
 
 from bot.app import validate_token
-from bot.formatting import ABSTAIN_TEXT, BUSY_MESSAGE
+from bot.formatting import BUSY_MESSAGE
 from newsdesk.errors import IngestError, UsageError
-from newsdesk.models import IngestReport
+from newsdesk.models import ABSTAIN_TEXT, IngestReport
 from retrieval.base import Turn
+from tests.bot_support import FailingAnswerer, RecordingAnswerer, StubAnswerer, make_settings, start_harness
 
 pytestmark = pytest.mark.slow
 

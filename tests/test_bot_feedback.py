@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from pathlib import Path
 
 import pytest
-from bot_support import RecordingAnswerer, Sent, make_settings, start_harness
 
 from bot.cogs.feedback import THANKS, TOO_OLD
 from bot.feedback import FeedbackStore
 from newsdesk.models import Answer, Citation
+from tests.bot_support import RecordingAnswerer, Sent, make_settings, start_harness
+from tests.support import DEV_QUESTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -109,10 +109,8 @@ def test_export_stubs_follows_the_eval_layout(tmp_path):
     assert stubs[1]["note"] is None and stubs[1]["answer_given"] == "The articles don't say."
 
     # The layout matches the shared eval set's keys (plus the two a maintainer reads and deletes).
-    dev = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
-    if dev.exists():
-        gold = json.loads(dev.read_text(encoding="utf-8").splitlines()[0])
-        assert set(gold) <= set(first)
+    gold = json.loads(DEV_QUESTIONS.read_text(encoding="utf-8").splitlines()[0])
+    assert set(gold) <= set(first)
 
     # Re-exporting overwrites rather than appends.
     assert store.export_stubs(out) == 2 and len(out.read_text().splitlines()) == 2

@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 
 from bot.formatting import (
-    ABSTAIN_TEXT,
     CITATION_MARKER,
     EMBED_FIELDS_LIMIT,
     EMBED_TOTAL_LIMIT,
@@ -32,7 +31,7 @@ from bot.formatting import (
     too_long_message,
     truncate,
 )
-from newsdesk.models import Answer, Citation, IngestFailure, IngestReport, RelatedArticle
+from newsdesk.models import ABSTAIN_TEXT, Answer, Citation, IngestFailure, IngestReport, RelatedArticle
 
 
 def _citation(n: int, *, quote: str = "A quoted passage.", title: str = "Title", source: str = "Reuters",

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from bot_support import StubAnswerer, make_settings, start_harness
 
-from ingest.store import Store
 from ingest.sync import ingest
+from newsdesk.store import Store
+from tests.bot_support import StubAnswerer, make_settings, start_harness
 
 STORY = ("The city council approved a new tram line on Tuesday after a four-hour debate, clearing the way for "
          "construction to begin next spring. The line will link the station with the university and the hospital.")

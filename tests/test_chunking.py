@@ -8,11 +8,15 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from ingest.chunking import chunk_article, chunking_key, sentence_spans
+from ingest.chunking import chunk_article, chunking_key
 from newsdesk.models import Article
+from newsdesk.sentences import sentence_spans
+from tests.support import SAMPLE_DIR, SHARED, needs_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 BENCH = SHARED / "bench"
 
 
@@ -25,7 +29,7 @@ def _jsonl(path: Path, field: str, sample: int | None = None) -> list[str]:
 
 def _corpus(name: str) -> list[str]:
     if name == "sample":
-        return [p.read_text(encoding="utf-8") for p in sorted((SHARED / "corpus").glob("*.txt"))]
+        return [p.read_text(encoding="utf-8") for p in sorted(SAMPLE_DIR.glob("*.txt"))]
     if name == "rgb-articles":
         return _jsonl(BENCH / "rgb" / "articles.jsonl", "text")
     if name == "rgb-conflicts":
@@ -60,9 +64,13 @@ def check_chunks(text: str, size: int, overlap: int) -> list:
     return chunks
 
 
-@pytest.mark.parametrize(
-    "corpus", ["sample", "rgb-articles", "rgb-conflicts", "scifact-300", "attribution-evidence-200"]
-)
+@pytest.mark.parametrize("corpus", [
+    "sample",
+    pytest.param("rgb-articles", marks=needs_shared("bench", "rgb", "articles.jsonl")),
+    pytest.param("rgb-conflicts", marks=needs_shared("bench", "rgb", "conflicts.jsonl")),
+    pytest.param("scifact-300", marks=needs_shared("bench", "scifact", "corpus.jsonl")),
+    pytest.param("attribution-evidence-200", marks=needs_shared("bench", "attribution", "test_ood.jsonl")),
+])
 def test_offsets_are_exact_over_shared_corpora(corpus: str) -> None:
     texts = _corpus(corpus)
     assert texts
@@ -71,7 +79,7 @@ def test_offsets_are_exact_over_shared_corpora(corpus: str) -> None:
 
 
 def test_sample_article_chunks_end_at_sentence_ends() -> None:
-    text = (SHARED / "corpus" / "004_ad935d4100d70209.txt").read_text(encoding="utf-8")
+    text = (SAMPLE_DIR / "004_ad935d4100d70209.txt").read_text(encoding="utf-8")
     chunks = check_chunks(text, 800, 150)
     assert len(chunks) >= 5
     ends = {span.end for span in sentence_spans(text)}
@@ -158,29 +166,14 @@ def test_chunking_key_names_version_and_parameters() -> None:
     assert chunking_key(800, 150) == chunking_key(800, 150)
 
 
-try:
-    from hypothesis import given
-    from hypothesis import settings as hypothesis_settings
-    from hypothesis import strategies as st
-except ImportError:  # not in the project's dev dependencies (yet)
-    given = None
-
-if given is not None:
-
-    @hypothesis_settings(max_examples=200, deadline=None)
-    @given(
-        text=st.lists(
-            st.sampled_from(list("abcXYZ .,!?;:'\"()\n\t-0123456789") + ["Dr.", "U.S.", " é", "中", "\r\n"]),
-            max_size=400,
-        ).map("".join),
-        size=st.integers(min_value=100, max_value=500),
-        overlap=st.integers(min_value=0, max_value=200),
-    )
-    def test_property_invariants_hold_for_any_text(text: str, size: int, overlap: int) -> None:
-        check_chunks(text, size, overlap)
-
-else:
-
-    @pytest.mark.skip(reason="hypothesis is not installed in the project venv")
-    def test_property_invariants_hold_for_any_text() -> None:
-        pass
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(list("abcXYZ .,!?;:'\"()\n\t-0123456789") + ["Dr.", "U.S.", " é", "中", "\r\n"]),
+        max_size=400,
+    ).map("".join),
+    size=st.integers(min_value=100, max_value=500),
+    overlap=st.integers(min_value=0, max_value=200),
+)
+def test_property_invariants_hold_for_any_text(text: str, size: int, overlap: int) -> None:
+    check_chunks(text, size, overlap)

@@ -7,7 +7,8 @@ from datetime import date
 import pytest
 
 from newsdesk.models import AnswerSentence, Citation, Passage
-from retrieval.citations import CitationBook, check, fold, locate, render
+from newsdesk.text import fold
+from retrieval.citations import CitationBook, check, locate, render
 
 ARTICLE = (
     "ISLAMABAD: The home secretary met the consul general on Wednesday.\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsdesk import cli
+from newsdesk.app import cli
 from newsdesk.models import Answer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -53,8 +53,8 @@ def ask_json(data_dir: Path, question: str, *options: str) -> Answer:
 
 
 def stored_texts(data_dir: Path) -> dict[str, str]:
-    from ingest.store import Store
     from newsdesk.settings import Settings
+    from newsdesk.store import Store
 
     store = Store.from_settings(Settings(data_dir=data_dir))
     return store.article_texts(list(store.records()))
@@ -193,7 +193,7 @@ def test_bot_without_a_token_is_a_one_line_usage_error(tmp_path):
 
 
 def test_short_answer_is_printed_first_then_the_quotes(capsys: pytest.CaptureFixture[str]) -> None:
-    from newsdesk.commands import print_answer
+    from newsdesk.app.commands import print_answer
     from newsdesk.models import Citation
 
     quote = "The bombing killed two [bold]Chinese[/bold] engineers."

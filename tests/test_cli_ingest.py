@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from newsdesk import cli
+from newsdesk.app import cli
 
 NEWSDESK = Path(sys.executable).with_name("newsdesk")
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -143,8 +143,8 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_empty_store_lists_nothing(tmp_path: Path) -> None:
-    from ingest.store import Store
     from newsdesk.settings import Settings
+    from newsdesk.store import Store
 
     Store.from_settings(Settings(data_dir=tmp_path / "data"))  # a store with no articles (issue 13: a
     # data dir holding no store at all is refused instead, see test_hostile_cli.py)
@@ -164,7 +164,7 @@ def test_missing_embedding_model_is_one_line(tmp_path: Path) -> None:
 
 
 def test_unreachable_chroma_server_real_entry_point(tmp_path: Path) -> None:
-    from chroma_server import free_port
+    from tests.chroma_server import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # released at once: nothing listens there
     env = {**os.environ, "NEWSDESK_CHROMA_URL": url}

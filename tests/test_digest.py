@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsdesk import cli
+from newsdesk.app import cli
 from retrieval.digest import DigestArticle, build_digest, parse_since
 
 STORY = ("The city council approved a new tram line on Tuesday after a four-hour debate, clearing the way for "

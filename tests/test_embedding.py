@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.embedding import (
+from newsdesk.checksums import file_sha256
+from newsdesk.embedding import (
     BUNDLED_SHA256,
     Embedder,
     bundled_model_dir,
-    file_sha256,
     load_sentence_transformer,
     verify_weights,
 )
@@ -99,7 +99,7 @@ def test_tampered_bundled_model_is_refused(
 ) -> None:
     # The bundled name always checks the published checksum, wherever the package puts the files.
     tampered = _tampered(model_copy, tmp_path / "tampered")
-    monkeypatch.setattr("ingest.embedding.bundled_model_dir", lambda: tampered)
+    monkeypatch.setattr("newsdesk.embedding.bundled_model_dir", lambda: tampered)
     with pytest.raises(ModelUnavailable, match="fail their checksum"):
         Embedder.from_settings(Settings())
 

@@ -8,15 +8,15 @@ import pytest
 
 from evals import beir
 from newsdesk.errors import UsageError
+from tests.support import SHARED, needs_shared
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
+SCIFACT = SHARED / "bench" / "scifact"
 
 
 @pytest.fixture
 def eval_app():
     """The real ``newsdesk`` app, where ``eval`` is registered."""
-    from newsdesk.cli import app
+    from newsdesk.app.cli import app
 
     return app
 
@@ -115,10 +115,13 @@ def test_fuse_by_rrf_and_convex():
 
 def test_published_figures_parse_the_readme_table(tmp_path: Path):
     assert beir.published_figures(write_beir(tmp_path / "mini")) == {"BM25": 0.5, "dense": 0.25}
-    if SCIFACT.is_dir():
-        figures = beir.published_figures(SCIFACT)
-        assert figures["BAAI bge-small-en-v1.5 (MTEB)"] == 0.713
-        assert len(figures) == 4
+
+
+@needs_shared("bench", "scifact")
+def test_published_figures_of_scifact() -> None:
+    figures = beir.published_figures(SCIFACT)
+    assert figures["BAAI bge-small-en-v1.5 (MTEB)"] == 0.713
+    assert len(figures) == 4
 
 
 @pytest.mark.slow

@@ -10,10 +10,10 @@ from evals.harness import EvalItem, Evidence, evaluate, load_dataset
 from evals.judge import LexicalJudge
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer, AnswerSentence, Article, Chunk, Citation, Passage
+from tests.support import DEV_QUESTIONS, SAMPLE_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
-SAMPLE = ROOT / "data" / "sample"
+DEV = DEV_QUESTIONS
+SAMPLE = SAMPLE_DIR
 METRIC_KEYS = {
     "n",
     "answer_accuracy",
@@ -40,7 +40,7 @@ TEXT = (
 @pytest.fixture
 def eval_app():
     """The real ``newsdesk`` app, where ``eval`` is registered."""
-    from newsdesk.cli import app
+    from newsdesk.app.cli import app
 
     return app
 
@@ -107,7 +107,7 @@ class ScriptedSearcher:
 @pytest.fixture
 def store(settings):
     """A real embedded Chroma store holding one article (tiny fixed vectors: no model needed)."""
-    from ingest.store import Store
+    from newsdesk.store import Store
 
     store = Store.from_settings(settings)
     article = Article(id="a1", text=TEXT)

@@ -11,12 +11,12 @@ import stat
 import discord
 import discord.ext.test as dpytest
 import pytest
-from bot_support import StubAnswerer, make_settings, start_harness
 from discord.ext.test import backend
 
 from bot.feedback import FeedbackStore
 from bot.formatting import NO_GUILDS_MESSAGE, answer_text, citation_field, discord_text, sources_embed
 from newsdesk.models import Answer, Citation, IngestReport
+from tests.bot_support import StubAnswerer, make_settings, start_harness
 
 
 # --- one escape for Discord -------------------------------------------------------------------------
@@ -145,10 +145,9 @@ def test_salt_from_a_setting_writes_no_key_file(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bot_without_network_is_one_line(tmp_path) -> None:
-    from chroma_server import free_port
-
     from bot.app import run_bot
     from newsdesk.errors import NewsdeskError
+    from tests.chroma_server import free_port
 
     proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens: Discord is out of reach
     settings = make_settings(tmp_path, discord_token="MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz0123",

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from newsdesk import cli, commands
+from newsdesk.app import cli, commands
+from newsdesk.app.console import markup, visible
 from newsdesk.errors import StoreUnavailable
 from newsdesk.models import Answer, Article, Chunk, Citation, IngestFailure, IngestReport, RelatedArticle
 from newsdesk.settings import Settings
-from newsdesk.terminal import markup, visible
 
 NEWSDESK = Path(sys.executable).with_name("newsdesk")
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def assert_inert(output: str) -> None:
 def make_store(data_dir: Path, articles: list[Article]) -> None:
     """A real embedded store holding ``articles`` (one chunk each; 8-dimensional vectors are enough for
     commands that never embed)."""
-    from ingest.store import Store
+    from newsdesk.store import Store
 
     store = Store.from_settings(Settings(data_dir=data_dir))
     items = [(a, [Chunk(article_id=a.id, index=0, text=a.text, char_start=0, char_end=len(a.text))])
@@ -232,7 +232,7 @@ def test_read_only_data_dir_can_be_read(read_only_copy: Path) -> None:
 def test_two_processes_creating_the_same_new_store_both_succeed(tmp_path: Path) -> None:
     script = (
         "import sys, numpy as np\n"
-        "from ingest.store import Store\nfrom newsdesk.settings import Settings\n"
+        "from newsdesk.store import Store\nfrom newsdesk.settings import Settings\n"
         "from newsdesk.models import Article, Chunk\n"
         "store = Store.from_settings(Settings(data_dir=sys.argv[1]))\n"
         "a = Article(id=sys.argv[2], text='Story.')\n"
@@ -247,7 +247,7 @@ def test_two_processes_creating_the_same_new_store_both_succeed(tmp_path: Path) 
         for run in runs:
             _, stderr = run.communicate(timeout=300)
             assert run.returncode == 0, stderr.decode()[-500:]
-        from ingest.store import Store
+        from newsdesk.store import Store
 
         assert set(Store.from_settings(Settings(data_dir=data), create=False).records()) == {"one", "two"}
 
@@ -281,7 +281,7 @@ def tarpit():
 
 @pytest.mark.timeout(60)
 def test_tarpit_chroma_server_times_out_with_a_clear_message(tarpit: str, tmp_path: Path) -> None:
-    from ingest.store import Store
+    from newsdesk.store import Store
 
     settings = Settings(data_dir=tmp_path, chroma_url=tarpit, chroma_timeout=1, chroma_connect_timeout=1)
     with pytest.raises(StoreUnavailable) as caught:

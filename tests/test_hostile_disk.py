@@ -58,7 +58,7 @@ def stories(root: Path, count: int) -> Path:
 
 
 def newsdesk(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from newsdesk.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from newsdesk.app.cli import main; main()", *args],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           timeout=TIMEOUT, check=False)
 
@@ -110,7 +110,7 @@ def test_full_disk_is_one_line_and_a_rerun_after_freeing_space_finishes(small_di
 SAME_PROCESS = r'''
 import os, sys, threading
 import numpy as np
-from ingest.store import Store
+from newsdesk.store import Store
 from newsdesk.errors import StoreUnavailable
 from newsdesk.models import Article, Chunk
 from newsdesk.settings import Settings

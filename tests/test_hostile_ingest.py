@@ -13,9 +13,10 @@ from ingest.metadata import decode_bytes, fill_missing
 from ingest.web import extract_html
 from newsdesk.models import Article
 from newsdesk.settings import Settings
+from tests.support import SHARED, needs_shared
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BBC_199 = Path(__file__).resolve().parents[2] / "shared" / "bench" / "bbc" / "articles" / "sport" / "199.txt"
+BBC_199 = SHARED / "bench" / "bbc" / "articles" / "sport" / "199.txt"
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_cp1252_fixture_is_decoded_as_windows_1252() -> None:
     assert "Café owners in Zürich" in text and "€5 million" in text and "“naïve”" in text
 
 
-@pytest.mark.skipif(not BBC_199.exists(), reason="../shared/bench/bbc is not present on this machine")
+@needs_shared("bench", "bbc", "articles", "sport", "199.txt")
 def test_bbc_pound_sign_survives() -> None:
     text, guessed = decode_bytes(BBC_199.read_bytes())
     assert guessed == "cp1252"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chroma_server import chroma_process, free_port
 
-from ingest.store import Store
 from newsdesk.settings import Settings
+from newsdesk.store import Store
+from tests.chroma_server import chroma_process, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def corpus(root: Path, count: int) -> Path:
 
 def ingest(url: str, collection: str, source: Path, data: Path, *options: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_CHROMA_URL": url, "NEWSDESK_COLLECTION": collection}
-    command = [sys.executable, "-c", "from newsdesk.cli import main; main()", "ingest", str(source),
+    command = [sys.executable, "-c", "from newsdesk.app.cli import main; main()", "ingest", str(source),
                "--data-dir", str(data), *options]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

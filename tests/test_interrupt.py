@@ -25,16 +25,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.chunking import answer_sentences
-from ingest.embedding import Embedder
-from ingest.store import READY, Store
 from ingest.sync import ingest
+from newsdesk.embedding import Embedder
+from newsdesk.sentences import answer_sentences
 from newsdesk.settings import Settings
+from newsdesk.store import READY, Store
 from retrieval.lexical import LexicalIndex
+from tests.support import SHARED, needs_shared
 
-pytestmark = pytest.mark.slow
-
-RGB = Path(__file__).resolve().parents[2] / "shared" / "bench" / "rgb" / "articles.jsonl"
+RGB = SHARED / "bench" / "rgb" / "articles.jsonl"
+pytestmark = [pytest.mark.slow, needs_shared("bench", "rgb", "articles.jsonl")]
 NEWSDESK = Path(sys.executable).with_name("newsdesk")
 CHILD_BATCH = 64  # articles per write batch in the crashed runs: five batches, many boundaries
 
@@ -70,8 +70,8 @@ import ingest.sync
 ingest.sync.BATCH_ARTICLES = int(os.environ["CHILD_BATCH"])
 
 if replay:
-    import ingest.embedding
-    from ingest.embedding import Embedder
+    import newsdesk.embedding
+    from newsdesk.embedding import Embedder
 
     saved = np.load(replay)
     table = dict(zip(saved["texts"].tolist(), saved["vectors"]))
@@ -83,9 +83,9 @@ if replay:
         def encode(self, texts, **kwargs):
             return np.stack([table[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
 
-    ingest.embedding.LazyEmbedder = lambda name, batch_size, load: Replay()
+    newsdesk.embedding.LazyEmbedder = lambda name, batch_size, load: Replay()
 
-from newsdesk.cli import main
+from newsdesk.app.cli import main
 
 sys.argv = ["newsdesk", *argv]
 main()

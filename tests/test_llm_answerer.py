@@ -23,10 +23,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 import prompts
+from newsdesk.app.runtime import build_answerer
 from newsdesk.errors import LLMError
-from newsdesk.models import Answer
+from newsdesk.models import ABSTAIN_TEXT, Answer
 from newsdesk.settings import Settings
-from retrieval.answer import ABSTAIN_TEXT, ExtractiveAnswerer, build_answerer, retrieval_query
+from retrieval.answer import ExtractiveAnswerer, retrieval_query
 from retrieval.base import Answerer, Turn
 from retrieval.llm import LLMAnswerer, chat_model_from_settings, parse_draft, parse_question, parse_spec
 from retrieval.search import HybridSearcher
@@ -352,8 +353,8 @@ INJECTION = (
 @pytest.fixture(scope="module")
 def injected(tmp_path_factory, embedder):
     """A separate store: the sample corpus plus an article carrying an injection."""
-    from ingest.store import Store
     from ingest.sync import ingest
+    from newsdesk.store import Store
     root = tmp_path_factory.mktemp("injected")
     article = root / "articles" / "karachi-airport-security.txt"
     article.parent.mkdir()

@@ -17,14 +17,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from chroma_server import chroma_server
 
-from tests.conftest import CUP
+from tests.chroma_server import chroma_server
+from tests.support import CUP, SHARED, needs_shared
 
 pytestmark = pytest.mark.slow
 
 NEWSDESK = Path(sys.executable).with_name("newsdesk")
-RGB = Path(__file__).resolve().parents[2] / "shared" / "bench" / "rgb" / "articles.jsonl"
+RGB = SHARED / "bench" / "rgb" / "articles.jsonl"
 CUP_QUESTION = "Who won the 2031 Harbour Cup?"
 BRIDGE = {"id": "bridge", "title": "Footbridge opens", "source": "Orlen Post", "published": "2032-03-04",
           "text": "The Vessa Bridge, a new footbridge in the town of Orlen, was designed by the engineer Petra "
@@ -34,7 +34,7 @@ TEXTS = {**dict(CUP), BRIDGE["id"]: BRIDGE["text"]}
 
 ANSWERER = r'''
 import json, sys
-from newsdesk.runtime import Services
+from newsdesk.app.runtime import Services
 from newsdesk.settings import Settings
 
 services = Services.from_settings(Settings())
@@ -90,7 +90,7 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.mark.skipif(not RGB.is_file(), reason=f"needs the RGB articles at {RGB} (../shared) as filler")
+@needs_shared("bench", "rgb", "articles.jsonl")  # filler articles
 def test_answering_processes_stay_right_while_another_ingests_and_removes(tmp_path: Path, embedder) -> None:
     (tmp_path / "server").mkdir()
     with chroma_server(tmp_path / "server" / "db") as url:

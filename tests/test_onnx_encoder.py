@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.embedding import BUNDLED_SHA256, Embedder, bundled_model_dir
-from ingest.onnx_encoder import MANIFEST, ONNX_FILE, OnnxEncoder, export_dir, mean_pooled
+from newsdesk.embedding import BUNDLED_SHA256, Embedder, bundled_model_dir
 from newsdesk.errors import ModelUnavailable
+from newsdesk.onnx_encoder import MANIFEST, ONNX_FILE, OnnxEncoder, export_dir, mean_pooled
 from newsdesk.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_default_backend_is_onnx_and_matches_the_torch_model(
 
 
 def test_the_export_records_what_it_was_made_from(embedder: Embedder, model_cache: Path) -> None:
-    from ingest.embedding import file_sha256
+    from newsdesk.checksums import file_sha256
 
     where = export_dir(model_cache, BUNDLED_SHA256)
     manifest = json.loads((where / MANIFEST).read_text())
@@ -118,7 +118,7 @@ def test_answering_imports_neither_torch_nor_langchain_runnables(
     script = (
         "import sys\n"
         "from newsdesk.settings import Settings\n"
-        "from newsdesk.runtime import Services\n"
+        "from newsdesk.app.runtime import Services\n"
         f"services = Services.from_settings(Settings(data_dir={str(sample_settings.data_dir)!r}))\n"
         "answer = services.answerer.answer(\n"
         "    'What is happening to the capacity of the Special Protection Unit?')\n"
@@ -133,8 +133,42 @@ def test_answering_imports_neither_torch_nor_langchain_runnables(
     assert done.stdout.split() == ["onnx", "False", "[]"]
 
 
+def test_the_bot_starts_without_torch(sample_settings: Settings, sample_store, embedder: Embedder,
+                                      model_cache: Path) -> None:
+    # `newsdesk bot` end to end, up to the point where discord.py would connect
+    script = (
+        "import sys\n"
+        "import discord\n"
+        "started = []\n"
+        "discord.Client.run = lambda self, token, **kwargs: started.append(type(self).__name__)\n"
+        "from newsdesk.app.cli import main\n"
+        f"sys.argv = ['newsdesk', 'bot', '--data-dir', {str(sample_settings.data_dir)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "heavy = ['torch', 'transformers', 'sentence_transformers']\n"
+        "print(started, code, [m for m in heavy if m in sys.modules])\n"
+    )
+    env = {**os.environ, "NEWSDESK_MODEL_CACHE": str(model_cache), "NEWSDESK_ALLOWED_GUILDS": "1",
+           "DISCORD_TOKEN": "abcdefghijkl.abcdef.abcdefghijklmn"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['NewsBot']", "0", "[]"], done.stdout + done.stderr
+
+
+def test_onnx_threads_is_a_setting(model_cache: Path) -> None:
+    def threads(settings: Settings) -> int:
+        model = Embedder.from_settings(settings).model
+        return model.session.get_session_options().intra_op_num_threads
+
+    assert threads(Settings(model_cache=model_cache)) == 0  # ONNX Runtime's default: one per core
+    assert threads(Settings(model_cache=model_cache, onnx_threads=1)) == 1
+
+
 def test_batches_keep_lengths_together_and_cover_every_text() -> None:
-    from ingest.onnx_encoder import _batches
+    from newsdesk.onnx_encoder import _batches
 
     lengths = [12, 60, 11, 58, 30, 200, 13, 29]
     batches = _batches(lengths, size=3)
@@ -162,7 +196,7 @@ def test_an_unwritable_cache_leaves_the_model_on_torch(tmp_path: Path, caplog: p
 def test_int8_is_made_once_checked_against_the_float_model_and_close_to_it(
     embedder: Embedder, model_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ingest.onnx_encoder import INT8_FILE, INT8_MANIFEST, INT8_MIN_COSINE, INT8_PROBES
+    from newsdesk.onnx_encoder import INT8_FILE, INT8_MANIFEST, INT8_MIN_COSINE, INT8_PROBES
 
     settings = Settings(model_cache=model_cache, embedding_precision="int8")
     int8 = Embedder.from_settings(settings)

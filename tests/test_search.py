@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.store import Store
 from ingest.sync import sync_articles
 from newsdesk.errors import ModelUnavailable
 from newsdesk.models import Article, IngestReport, Passage
 from newsdesk.settings import Settings
+from newsdesk.store import Store
 from retrieval.base import SearchFilters
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.lexical import BM25Index, LexicalIndex, tokenize
@@ -24,7 +24,7 @@ from retrieval.search import (
     diversify,
     filters_to_where,
 )
-from tests.conftest import CUP
+from tests.support import CUP
 
 LIGHTHOUSE = " ".join(
     f"Part {i}: volunteers repaired lighthouse section {i} and painted the lighthouse lantern room, "
@@ -550,8 +550,8 @@ def test_an_index_that_cannot_be_kept_costs_nothing_but_time(settings, embedder,
 def test_a_half_written_article_keeps_its_previous_version_until_it_is_ready(
     small, embedder, settings, tmp_path
 ) -> None:
-    from ingest.changes import PUT, version_of
     from ingest.chunking import chunk_article, chunking_key
+    from newsdesk.changes import PUT, version_of
 
     store, searcher = small
     assert ids(searcher.lexical("gorge", 5)) == ["dam::0"]

@@ -1,4 +1,4 @@
-"""Sentence vectors computed at ingest (ingest/sentence_vectors.py): stored, reused, backfilled, never required."""
+"""Sentence vectors computed at ingest (newsdesk/sentence_vectors.py): stored, reused, backfilled, never required."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.chunking import answer_sentences
-from ingest.sentence_vectors import FILE_NAME, SentenceVectors
-from ingest.store import Store
 from ingest.sync import ingest
-from newsdesk.runtime import Services
+from newsdesk.app.runtime import Services
+from newsdesk.sentence_vectors import FILE_NAME, SentenceVectors
+from newsdesk.sentences import answer_sentences
+from newsdesk.store import Store
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 KARACHI = "How many Chinese engineers were killed in the Karachi airport bombing?"

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from chroma_server import chroma_server
 from typer.testing import CliRunner
 
-from ingest.store import Store
-from newsdesk import cli
+from newsdesk.app import cli
 from newsdesk.settings import Settings
+from newsdesk.store import Store
+from tests.chroma_server import chroma_server
 
 pytestmark = pytest.mark.slow
 

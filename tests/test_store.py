@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ingest.chunking import chunk_article, chunking_key
-from ingest.store import DELETING, PENDING, READY, Store, published_ord
 from newsdesk.errors import StoreUnavailable
 from newsdesk.models import Article, text_hash
+from newsdesk.store import DELETING, PENDING, READY, Store, published_ord
 
 DIM = 8
 KEY = chunking_key(200, 40)
@@ -177,7 +177,7 @@ def test_paging_reads_everything(store: Store) -> None:
 
 
 def test_unreachable_server_is_one_actionable_line(settings) -> None:
-    from chroma_server import free_port
+    from tests.chroma_server import free_port
 
     closed = settings.model_copy(update={"chroma_url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(StoreUnavailable) as caught:
@@ -203,7 +203,7 @@ def test_dense_search_skips_chunks_another_process_deleted(settings, store: Stor
     write(store, article("keep"), article("gone"))
     query = store.chunks.get(ids=["gone::0"], include=["embeddings"])["embeddings"][0]
     assert store.dense_search(query, 1)[0].article_id == "gone"
-    script = ("import sys; from ingest.store import Store; from newsdesk.settings import Settings; "
+    script = ("import sys; from newsdesk.store import Store; from newsdesk.settings import Settings; "
               "assert Store.from_settings(Settings(data_dir=sys.argv[1])).delete_article('gone')")
     subprocess.run([sys.executable, "-c", script, str(settings.data_dir)], check=True, timeout=120)
     # this process's embedded client still holds the old vector index: the deleted chunks come back

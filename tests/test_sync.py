@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from ingest.chunking import chunk_article, chunking_key
-from ingest.embedding import Embedder
-from ingest.store import PENDING, READY, Store
 from ingest.sync import ingest, sync_articles, vanished
+from newsdesk.embedding import Embedder
 from newsdesk.errors import StoreUnavailable
 from newsdesk.models import Article, IngestReport
+from newsdesk.store import PENDING, READY, Store
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_unchanged_article_embeds_nothing(store, counting, settings) -> None:
     articles = [story("a", 30), story("b", 4, topic="the election")]
     first = run(articles, store, counting, settings)
     assert first.added == ["a", "b"] and first.chunks_embedded > 2
-    # the chunks, then their answer sentences for the answerer (ingest/sentence_vectors.py)
+    # the chunks, then their answer sentences for the answerer (newsdesk/sentence_vectors.py)
     assert first.chunks_embedded + first.sentences_embedded == len(counting.encoded)
     generation, snapshot = store.generation(), chunk_rows(store, "a")
     counting.encoded.clear()

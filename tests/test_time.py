@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from evals import timeline
 from evals.harness import QuestionResult
-from newsdesk import cli
+from newsdesk.app import cli
 from newsdesk.models import Answer, Citation, Passage
 from retrieval.base import SearchFilters
 from retrieval.citations import CitationBook

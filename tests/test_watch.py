@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.watch import RunSummary, Watcher, parse_every
+from ingest.watch import RunSummary, Watcher
+from newsdesk.settings import parse_every
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +92,7 @@ def _texts(store) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_entries_appear_change_and_vanish_across_runs_with_backoff(feed: str, settings, embedder) -> None:
-    from ingest.store import Store
+    from newsdesk.store import Store
 
     settings = settings.model_copy(update={"fetch_allow": ["127.0.0.1"]})  # the feed is a local test server
     store = Store.from_settings(settings)
@@ -134,8 +135,8 @@ def test_entries_appear_change_and_vanish_across_runs_with_backoff(feed: str, se
 
 
 def _records(data: Path) -> dict[str, tuple[str, str]]:
-    from ingest.store import Store
     from newsdesk.settings import Settings
+    from newsdesk.store import Store
 
     store = Store.from_settings(Settings(data_dir=data))
     return {i: (r.fingerprint, r.state) for i, r in store.records().items()}
@@ -144,7 +145,7 @@ def _records(data: Path) -> dict[str, tuple[str, str]]:
 def _watch(data: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_FETCH_TIMEOUT": "10",
            "NEWSDESK_FETCH_ALLOW": "127.0.0.1"}  # the feed is a local test server
-    return subprocess.Popen([sys.executable, "-c", "from newsdesk.cli import main; main()", "watch", *args,
+    return subprocess.Popen([sys.executable, "-c", "from newsdesk.app.cli import main; main()", "watch", *args,
                              "--data-dir", str(data)], env=env, stderr=subprocess.PIPE, text=True)
 
 
@@ -189,7 +190,7 @@ def test_once_exits_1_when_a_source_fails_and_still_ingests_the_rest(feed: str, 
 def test_watch_rejects_a_bad_interval(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from newsdesk import cli
+    from newsdesk.app import cli
 
     result = CliRunner().invoke(cli.app, ["watch", str(tmp_path), "--every", "often", "--data-dir",
                                           str(tmp_path / "d")])

@@ -12,7 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NO_MENTIONS
-from bot.formatting import _date_text, _escape, _fold, split_message, truncate
+from bot.formatting import _date_text, _escape, split_message, truncate
+from newsdesk.text import fold
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -30,8 +31,8 @@ def digest_text(groups: list[Any], since: date, until: date) -> str:
     for index, group in enumerate(groups[:MAX_GROUPS], start=1):
         lead = group.lead.quote if group.lead else (group.articles[0].title or group.articles[0].id)
         marker = f" [{group.lead.number}]" if group.lead else ""
-        copies = ", ".join(f"{_fold(a.source) or 'unknown outlet'} {_date_text(a.published)}" for a in group.articles)
-        lines.append(f"{index}. {_escape(truncate(_fold(lead), 400))}{marker}")
+        copies = ", ".join(f"{fold(a.source) or 'unknown outlet'} {_date_text(a.published)}" for a in group.articles)
+        lines.append(f"{index}. {_escape(truncate(fold(lead), 400))}{marker}")
         lines.append(f"    _{_escape(truncate(copies, 300))}_")
     if len(groups) > MAX_GROUPS:
         lines.append(f"…and {len(groups) - MAX_GROUPS} smaller stories.")
@@ -42,8 +43,8 @@ def notice_text(records: list[Any]) -> str:
     """A notice of newly ingested articles: title, outlet and date each."""
     lines = [f"**{len(records)} new article{'s' if len(records) != 1 else ''}**"]
     for record in records[:MAX_NOTICES]:
-        details = ", ".join(p for p in (_fold(record.source), _date_text(record.published)) if p)
-        label = _escape(truncate(_fold(record.title or record.id), 200))
+        details = ", ".join(p for p in (fold(record.source), _date_text(record.published)) if p)
+        label = _escape(truncate(fold(record.title or record.id), 200))
         lines.append(f"\u2022 {label}" + (f" ({_escape(details)})" if details else ""))
     if len(records) > MAX_NOTICES:
         lines.append(f"…and {len(records) - MAX_NOTICES} more.")
@@ -65,7 +66,7 @@ class NewsCog(commands.Cog):
         if self._store is None:
             self._store = getattr(self.bot.answerer, "store", None)
         if self._store is None:
-            from ingest.store import Store
+            from newsdesk.store import Store
 
             self._store = Store.from_settings(self.bot.settings)
         return self._store
@@ -74,8 +75,9 @@ class NewsCog(commands.Cog):
         """Start the watcher if sources are configured."""
         settings = self.bot.settings
         if settings.watch_sources:
-            from ingest.embedding import Embedder, LazyEmbedder
-            from ingest.watch import Watcher, parse_every
+            from ingest.watch import Watcher
+            from newsdesk.embedding import Embedder, LazyEmbedder
+            from newsdesk.settings import parse_every
 
             loaded = getattr(getattr(self.bot.answerer, "searcher", None), "embedder", None)
             embedder = loaded or LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
@@ -124,8 +126,7 @@ class NewsCog(commands.Cog):
     @app_commands.describe(since="Period: 7d, 2w, 1m or a date like 2024-03-01", source="Only this outlet")
     async def digest(self, interaction: discord.Interaction, since: str = "7d", source: str | None = None) -> None:
         """Build the digest in a worker thread and post it."""
-        from newsdesk.time_commands import digest_groups
-        from retrieval.digest import parse_since
+        from retrieval.digest import digest_groups, parse_since
 
         bot = self.bot
         refusal = bot.check_place(interaction.guild_id, interaction.channel)

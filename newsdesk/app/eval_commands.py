@@ -1,13 +1,10 @@
 """``newsdesk eval``: the evaluation harness, the BEIR benchmark and the judge benchmark on the command line.
 
-The command function is registered on ``newsdesk.cli.app`` by that module; the CLI's helpers are imported
-inside the function so that importing this module never imports ``newsdesk.cli`` (no import cycle).
+:func:`newsdesk.app.cli.build_app` registers :func:`eval_command`; the harness itself is :mod:`evals`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from newsdesk.app.common import load_embedder, make_settings, open_store, parse_date, user_errors
+from newsdesk.app.console import emit_json, err, markup, out, progress_bar
+from newsdesk.errors import UsageError
 
 
 def _gate(flag: str) -> Any:
@@ -24,6 +25,7 @@ def _gate(flag: str) -> Any:
 
 
 def eval_command(
+    ctx: typer.Context,
     dataset: Annotated[
         Path | None,
         typer.Argument(help="Questions in the layout of shared/eval/README.md (JSONL).", show_default=False),
@@ -107,9 +109,8 @@ def eval_command(
     ] = False,
 ) -> None:
     """Evaluate answers, citations and retrieval on a question set, with optional gates (exit 1 below)."""
+    from evals.harness import GATES
     from evals.judge import check_judge_spec
-    from newsdesk.cli import make_settings, user_errors
-    from newsdesk.errors import UsageError
 
     with user_errors():
         modes = [
@@ -129,20 +130,9 @@ def eval_command(
         if attribution:
             _run_attribution(attribution, judge, held_out, make_settings(data_dir), as_json)
             return
-        gates = {
-            "answer_accuracy": min_answer_accuracy,
-            "strict_answer_accuracy": min_strict_accuracy,
-            "short_precision": min_short_precision,
-            "hit_at_k": min_hit_at_k,
-            "citation_precision": min_citation_precision,
-            "citation_recall": min_citation_recall,
-            "citation_validity": min_citation_validity,
-            "abstention_recall": min_abstention_recall,
-            "abstention_precision": min_abstention_precision,
-        }
+        # one option per gate, named after it: --min-hit-at-k fills min_hit_at_k (evals.harness.GATES)
+        gates = {key: ctx.params[flag.removeprefix("--").replace("-", "_")] for flag, key in GATES.items()}
         assert dataset is not None
-        from newsdesk.cli import parse_date
-
         failures = _run_dataset(
             dataset, corpus or [], data_dir, k, judge, gates, report, as_json, make_settings,
             as_of=parse_date(as_of, "--as-of"),
@@ -176,9 +166,6 @@ def _run_dataset(
 ) -> list[str]:
     from evals.harness import check_gates, evaluate, load_dataset
     from evals.judge import make_judge
-    from newsdesk.cli import err, load_embedder, open_store
-    from newsdesk.errors import UsageError
-    from newsdesk.terminal import markup
 
     items = load_dataset(dataset)
     with _index_dir(corpus, data_dir) as index_dir:
@@ -195,7 +182,7 @@ def _run_dataset(
                           highlight=False)
         if store.count_articles() == 0:
             raise UsageError(f"the index at {settings.data_dir} holds no articles: pass --corpus PATH")
-        from newsdesk.runtime import Services
+        from newsdesk.app.runtime import Services
 
         services = Services.from_settings(settings, embedder=embedder, store=store)
         judge = make_judge(judge_spec, services.embedder)
@@ -221,7 +208,7 @@ def _run_dataset(
         if not as_json:
             err.print(f"report written to {', '.join(str(p) for p in written)}", highlight=False)
     if as_json:
-        _emit(result.to_json())
+        emit_json(result.to_json())
     else:
         _print_result(result)
     for failure in failures:
@@ -231,22 +218,11 @@ def _run_dataset(
 
 @contextmanager
 def _bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from newsdesk.cli import err
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[item]}"),
-        console=err,
-        transient=True,
-    ) as bar:
+    """One progress bar, ``update(done, total, item)``, that also shows the item being worked on."""
+    with progress_bar(enabled, err, item=True) as bar:
+        if bar is None:
+            yield None
+            return
         task = bar.add_task(label, total=total, item="")
 
         def update(done: int, _total: int, item: str) -> None:
@@ -260,8 +236,6 @@ def _print_result(result: Any) -> None:
 
     from evals.harness import METRIC_KEYS
     from evals.report import fmt
-    from newsdesk.cli import out
-    from newsdesk.terminal import markup
 
     rows = Table("id", "ok", "rank", "latency", "answer", "failures", title="questions", title_justify="left")
     for q in result.questions:
@@ -290,15 +264,9 @@ def _print_result(result: Any) -> None:
     out.print(overall)
 
 
-def _emit(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
 # --- BEIR --------------------------------------------------------------------------------------------------
 def _run_beir(root: Path, split: str, settings: Any, as_json: bool) -> None:
     from evals.beir import run_beir
-    from newsdesk.cli import err, load_embedder, out
-    from newsdesk.errors import UsageError
 
     if split not in ("test", "train", "dev"):
         raise UsageError(f"--split wants test, train or dev, not {split!r}")
@@ -311,7 +279,7 @@ def _run_beir(root: Path, split: str, settings: Any, as_json: bool) -> None:
             root, embedder, split=split, cache_dir=settings.data_dir / "beir-cache", progress=progress
         )
     if as_json:
-        _emit(result.to_dict())
+        emit_json(result.to_dict())
         return
     from rich.table import Table
 
@@ -342,8 +310,6 @@ def _run_attribution(
 ) -> None:
     from evals.attribution import load_rows, score_judge, split_half
     from evals.judge import make_judge
-    from newsdesk.cli import err, load_embedder, out
-    from newsdesk.terminal import markup
 
     embedder = load_embedder(settings) if judge_spec.strip() in ("default", "") else None
     judge = make_judge(judge_spec, embedder)
@@ -357,7 +323,7 @@ def _run_attribution(
             progress = (lambda stage, done, total: bar(done, total, "")) if bar else None
             results.append(score_judge(judge, rows, file=str(path), subset=subset, progress=progress))
     if as_json:
-        _emit([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict())
+        emit_json([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict())
         return
     from rich.table import Table
 

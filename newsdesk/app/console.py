@@ -14,8 +14,11 @@ than by each call site:
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderableType
@@ -79,3 +82,33 @@ class SafeConsole(Console):
                 yield segment
             else:
                 yield Segment(visible(segment.text), segment.style, segment.control)
+
+
+# --- the command line's streams, JSON and progress bars (every command prints through these) ---------
+#: Every line printed goes through these: plain strings are text, never markup or terminal codes.
+out = SafeConsole(soft_wrap=True)
+err = SafeConsole(stderr=True, soft_wrap=True)
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON on stdout (``--json``); dates and paths become strings."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def progress_bar(enabled: bool, console: Console, *, item: bool = False) -> Iterator[Any]:
+    """A transient progress bar on ``console`` (a rich ``Progress``), or None when not ``enabled``.
+
+    Each task shows its description, a bar, done/total and the elapsed time; with ``item`` also its
+    ``item`` field (the question being answered).
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if item:
+        columns.append(TextColumn("{task.fields[item]}"))
+    with Progress(*columns, console=console, transient=True) as bar:
+        yield bar

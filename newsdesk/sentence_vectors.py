@@ -2,7 +2,7 @@
 
 The answerer scores every sentence of the retrieved passages by its similarity to the question; embedding
 those sentences was most of an answer's time. Ingest now splits each chunk into the sentences the answerer
-will score (:func:`~ingest.chunking.answer_sentences`) and stores their vectors here.
+will score (:func:`~newsdesk.sentences.answer_sentences`) and stores their vectors here.
 
 The store is a content-addressed cache in SQLite (``<data_dir>/sentences.sqlite3``): the key is a hash of
 the model's name and the sentence text, the value the float32 vector. Being a cache, it needs no part in
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.chunking import answer_sentences
+from newsdesk.sentences import answer_sentences
 
 if TYPE_CHECKING:
-    from ingest.embedding import Embedder
+    from newsdesk.embedding import Embedder
 
 log = logging.getLogger(__name__)
 

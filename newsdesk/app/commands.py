@@ -8,29 +8,26 @@ from typing import Annotated
 
 import typer
 
-from newsdesk.cli import (
+from newsdesk.app.common import (
     DataDir,
     JsonFlag,
-    _quiet_libraries,
-    app,
     check_text,
-    err,
-    feedback_app,
     make_settings,
-    out,
+    open_store,
     parse_date,
+    quiet_libraries,
     user_errors,
 )
+from newsdesk.app.console import err, markup, out
 from newsdesk.errors import UsageError
 from newsdesk.models import Answer
-from newsdesk.terminal import markup
+from newsdesk.text import validate_question
 
 
 def build_services(settings, *, create: bool = False):
     """Store, model, searcher and answerer for one command (``create``: make the store if missing)."""
-    _quiet_libraries()
-    from newsdesk.cli import open_store
-    from newsdesk.runtime import Services
+    quiet_libraries()
+    from newsdesk.app.runtime import Services
 
     # opened here rather than by Services so that a mistyped --data-dir is refused, not created
     return Services.from_settings(settings, store=open_store(settings, create=create))
@@ -61,7 +58,6 @@ def print_answer(answer: Answer) -> None:
         err.print(markup("[yellow]note:[/yellow] the LLM was not used: {}", fallback), highlight=False)
 
 
-@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     k: Annotated[int | None, typer.Option("-k", help="Passages to use (default: NEWSDESK_TOP_K).", min=1,
@@ -75,7 +71,6 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """Answer a question with citations to the stored articles (or say they don't say)."""
-    from retrieval.answer import validate_question
     from retrieval.base import SearchFilters
 
     with user_errors():
@@ -96,7 +91,6 @@ def ask(
             print_answer(answer)
 
 
-@app.command()
 def chat(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Answer as of DATE (default: today).")] = None,
     data_dir: DataDir = None,
@@ -127,7 +121,6 @@ def chat(
             history.append(Turn(question=question, answer=answer.text))
 
 
-@app.command()
 def bot(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Answer as of DATE (default: today; "
                                               "NEWSDESK_AS_OF).")] = None,
@@ -152,7 +145,6 @@ def bot(
         run_bot(settings, services.answerer, ingest=ingest_url, sources=list_sources)
 
 
-@feedback_app.command("export")
 def feedback_export(
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write the 👎 items to.")],
     data_dir: DataDir = None,
@@ -164,16 +156,3 @@ def feedback_export(
 
         count = FeedbackStore(settings.feedback_db).export_stubs(out_file)
         out.print(f"wrote {count} stub question(s) to {out_file}", highlight=False)
-
-
-def _register_eval() -> None:
-    try:
-        from evals.cli import eval_command
-    except ImportError:  # pragma: no cover - evals is part of the package
-        return
-    app.command("eval")(eval_command)
-
-
-_register_eval()
-
-from newsdesk import time_commands  # noqa: E402,F401 - registers digest and watch (issue 11)

@@ -1,26 +1,25 @@
-"""The ``newsdesk`` console script: every front end starts here.
+"""The ``newsdesk`` console script, the composition root: every command is listed in :func:`build_app`.
 
+The store commands (``ingest``, ``remove``, ``sources``, ``stats``) live here; the others in
+:mod:`newsdesk.app.commands`, :mod:`newsdesk.app.time_commands` and :mod:`newsdesk.app.eval_commands`.
 Heavy modules (torch, chromadb) are imported inside the commands so ``--help`` stays instant.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sys
 from contextlib import contextmanager
-from datetime import date
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click: its exception types live here
 from typer.core import TyperGroup
 
-from newsdesk.errors import NewsdeskError, UsageError
-from newsdesk.settings import Settings
-from newsdesk.terminal import SafeConsole, markup
+from newsdesk.app import commands, eval_commands, time_commands
+from newsdesk.app.common import DataDir, JsonFlag, load_embedder, make_settings, open_store, user_errors
+from newsdesk.app.console import emit_json, err, markup, out, progress_bar
+from newsdesk.errors import NewsdeskError
 
 
 class _OneLineErrors(TyperGroup):
@@ -47,104 +46,7 @@ class _OneLineErrors(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-app = typer.Typer(
-    cls=_OneLineErrors,
-    help="Ask questions of your team's news articles; every answer sentence cites a verbatim passage.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-feedback_app = typer.Typer(help="Work with feedback collected by the Discord bot.", no_args_is_help=True)
-app.add_typer(feedback_app, name="feedback")
-
-# Every line printed goes through these: plain strings are text, never markup or terminal codes.
-out = SafeConsole(soft_wrap=True)
-err = SafeConsole(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (default: $NEWSDESK_DATA_DIR or ./.newsdesk).",
-                 show_default=False),
-]
-#: The settings of the command being run (one per process; tests reset it by running another command).
-_current: dict[str, Settings] = {}
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-
-
-def make_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings once per command, applying command-line overrides."""
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except Exception as exc:  # noqa: BLE001 - pydantic's message is long; keep the first line
-        raise UsageError(f"invalid settings: {str(exc).splitlines()[0]}") from None
-    _current["settings"] = settings  # names the data dir or server in storage errors (user_errors)
-    return settings
-
-
-@contextmanager
-def user_errors():
-    """Translate errors at the edge: one line on stderr and an exit code, never a traceback."""
-    try:
-        yield
-    except UsageError as exc:
-        err.print(markup("[red]error:[/red] {}", exc), highlight=False)
-        raise typer.Exit(2) from None
-    except NewsdeskError as exc:
-        err.print(markup("[red]error:[/red] {}", exc), highlight=False)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        from ingest.store import describe_store_error  # a full disk, a damaged store, a lost server
-
-        message = describe_store_error(exc, _current.get("settings"))
-        if message is None or os.environ.get("NEWSDESK_DEBUG"):
-            raise
-        err.print(markup("[red]error:[/red] {}", message), highlight=False)
-        raise typer.Exit(1) from None
-
-
-def _quiet_libraries() -> None:
-    # environment rather than imports: transformers is imported only if the model runs on torch
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for name in ("chromadb", "sentence_transformers", "transformers", "httpx", "trafilatura"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def open_store(settings: Settings, *, create: bool = False, write: bool = False):
-    """Open the configured store (raises StoreUnavailable with an actionable message).
-
-    Only commands that add articles pass ``create=True``: the others, given a data dir that holds no
-    store, say so instead of creating an empty one (a mistyped ``--data-dir``). Without ``create`` or
-    ``write`` the store is only read, which also works on a read-only disk.
-    """
-    from ingest.store import Store
-
-    return Store.from_settings(settings, create=create, read_only=not (create or write))
-
-
-def load_embedder(settings: Settings):
-    """Load the configured embedding model, checksum verified."""
-    _quiet_libraries()
-    from ingest.embedding import Embedder
-
-    return Embedder.from_settings(settings)
-
-
-def _emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
-
-
 # --- ingest ------------------------------------------------------------------------------------------
-@app.command()
 def ingest(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories, http(s) URLs or RSS/Atom feeds.",
                                                 metavar="PATH_OR_URL...")],
@@ -157,8 +59,8 @@ def ingest(
     with user_errors():
         settings = make_settings(data_dir)
         store = open_store(settings, create=True)
-        from ingest.embedding import LazyEmbedder
         from ingest.sync import ingest as run_ingest
+        from newsdesk.embedding import LazyEmbedder
 
         # loaded only if something needs embedding: an unchanged corpus never imports torch
         embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
@@ -167,7 +69,7 @@ def ingest(
         with _progress(enabled=not as_json and err.is_terminal) as progress:
             report = run_ingest(inputs, settings, store, embedder, prune=prune, progress=progress)
         if as_json:
-            _emit_json({
+            emit_json({
                 "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "duplicates": report.duplicates, "removed": report.removed,
                 "failed": [f.model_dump() for f in report.failed], "warnings": report.warnings,
@@ -181,13 +83,11 @@ def ingest(
 
 @contextmanager
 def _progress(enabled: bool):
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
+    """``ingest``'s progress callback, ``update(stage, done, total)``, drawing one bar per stage."""
+    with progress_bar(enabled, err) as bar:
+        if bar is None:
+            yield None
+            return
         tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:
@@ -215,7 +115,6 @@ def _print_report(report) -> None:
         err.print(markup("[red]failed:[/red] {}: {}", failure.source, failure.error), highlight=False)
 
 
-@app.command()
 def remove(
     article_ids: Annotated[list[str], typer.Argument(help="Article ids as shown by `newsdesk sources`.",
                                                      metavar="ID...")],
@@ -233,13 +132,12 @@ def remove(
             raise NewsdeskError(f"no such article: {', '.join(missing)} (see `newsdesk sources`)")
 
 
-@app.command()
 def sources(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
     """List stored articles."""
     with user_errors():
         records = sorted(open_store(make_settings(data_dir)).records().values(), key=lambda r: r.id)
         if as_json:
-            _emit_json([r.model_dump(mode="json") for r in records])
+            emit_json([r.model_dump(mode="json") for r in records])
             return
         if not records:
             err.print("no articles stored yet: add some with `newsdesk ingest PATH_OR_URL`", highlight=False)
@@ -275,13 +173,12 @@ def _sources_table(records: list, width: int):
     return table
 
 
-@app.command()
 def stats(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
     """Show what the store holds."""
     with user_errors():
         settings = make_settings(data_dir)
         store = open_store(settings)
-        meta = store._meta()
+        meta = store.metadata()
         info = {
             "store": settings.chroma_url or str(settings.chroma_path),
             "collection": settings.collection,
@@ -291,30 +188,33 @@ def stats(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
             "generation": meta.get("generation", 0),
         }
         if as_json:
-            _emit_json(info)
+            emit_json(info)
         else:
             for key, value in info.items():
                 out.print(f"{key:16} {value}", highlight=False)
 
 
-def check_text(value: str, what: str) -> str:
-    """Refuse a command-line value that is not valid UTF-8 (its undecodable bytes arrive as surrogates)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(f"{what} is not valid UTF-8 text: check the terminal's encoding") from None
-    return value
+def build_app() -> typer.Typer:
+    """The ``newsdesk`` command line: every command, in the order ``newsdesk --help`` lists them."""
+    app = typer.Typer(
+        cls=_OneLineErrors,
+        help="Ask questions of your team's news articles; every answer sentence cites a verbatim passage.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for command in (ingest, remove, sources, stats, commands.ask, commands.chat, commands.bot):
+        app.command()(command)
+    app.command("eval")(eval_commands.eval_command)
+    app.command()(time_commands.digest)
+    app.command()(time_commands.watch)
+    feedback_app = typer.Typer(help="Work with feedback collected by the Discord bot.", no_args_is_help=True)
+    feedback_app.command("export")(commands.feedback_export)
+    app.add_typer(feedback_app, name="feedback")
+    return app
 
 
-def parse_date(value: str | None, option: str) -> date | None:
-    """Parse an ISO date given on the command line."""
-    if value is None:
-        return None
-    check_text(value, option)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{option} wants a date like 2024-10-31, not {value!r}") from None
+app = build_app()
 
 
 def main() -> None:
@@ -330,8 +230,6 @@ def main() -> None:
                          type(exc).__name__, exc), highlight=False)
         sys.exit(1)
 
-
-from newsdesk import commands  # noqa: E402,F401 - registers ask, chat, bot, eval, feedback
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,7 @@ from chromadb.errors import NotFoundError
 from filelock import FileLock
 from pydantic import BaseModel
 
-from ingest.changes import DELETE, PUT, ChangeLog, version_of
+from newsdesk.changes import DELETE, PUT, ChangeLog, version_of
 from newsdesk.errors import StoreUnavailable
 from newsdesk.models import Article, Chunk, Passage
 from newsdesk.settings import Settings
@@ -367,7 +367,7 @@ class Store:
 
     @property
     def changes(self) -> ChangeLog:
-        """The change feed (see :mod:`ingest.changes`)."""
+        """The change feed (see :mod:`newsdesk.changes`)."""
         self._fresh()
         return self._changes
 
@@ -422,6 +422,10 @@ class Store:
     # --- collection metadata ---------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         return dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
+
+    def metadata(self) -> dict[str, Any]:
+        """The collection's metadata: the embedding model and dimension it was built with, the generation."""
+        return self._meta()
 
     def generation(self) -> int:
         """Return a counter bumped around every write, so caches derived from the store know to rebuild."""
@@ -566,7 +570,7 @@ class Store:
         return True
 
     def _log_changes(self, changes: list[tuple[str, str, str]]) -> None:
-        """Log the articles a write is about to touch (see :mod:`ingest.changes`), before it touches them."""
+        """Log the articles a write is about to touch (see :mod:`newsdesk.changes`), before it touches them."""
         self.changes.log(changes, self.max_batch)
 
     def recover(self) -> list[str]:

