@@ -19,6 +19,9 @@ For each size, growing one archive (smaller sizes first):
 * disk of the server's directory, RSS of the server.
 
     nice -n 10 .venv/bin/python benchmarks/scale.py [--sizes 10000 100000] [--json] [--workdir DIR]
+
+A large archive takes an hour or more to write here: ``--build-only`` grows the workdir's archive to the
+largest size and stops; a later run on the same ``--workdir`` finds the chunks there and only measures.
 """
 
 from __future__ import annotations
@@ -211,6 +214,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/newsdesk-scale"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--build-only", action="store_true", help="grow the archive to the largest size, then stop")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in
@@ -236,6 +240,12 @@ def main() -> None:
     try:
         store = Store.from_settings(Settings(chroma_url=url, collection="scale"))
         store.check_model(embedder.name, embedder.dimension)
+        if args.build_only:
+            added, seconds = grow(store, max(args.sizes), pool, basis, args.noise, args.chunks_per_article, rng)
+            print(json.dumps({"size": store.count_chunks(), "articles": store.count_articles(),
+                              "write_chunks_per_s": round(added / seconds, 1) if seconds else None,
+                              "server_disk_mb": du(work / "server" / "db")}), flush=True)
+            return
         for size in sorted(args.sizes):
             added, seconds = grow(store, size, pool, basis, args.noise, args.chunks_per_article, rng)
             row = {"size": store.count_chunks(), "articles": store.count_articles(),
