@@ -11,11 +11,17 @@ For each size, growing one archive (smaller sizes first):
   The ingest rate reported is this write path; the encoder's own rate is ``benchmarks/ingest_throughput.py``.
 * **answering process** (a fresh ``python`` with the default settings, data dir of its own, lexical
   index kept there across sizes): time to catch its BM25 index up, warm ``search`` and ``answer``
-  p50/p95 over RGB questions, resident memory (VmRSS and peak), the size of its index file.
+  p50/p95 over RGB questions, resident memory (VmRSS and peak), the size of its index file, and how
+  :func:`retrieval.lexical.top_bm25` answered (``lexical_passes``). Ingest stores the answer sentences'
+  vectors in ``<data_dir>/sentences.sqlite3`` so that answering embeds none; the synthetic chunks are
+  written without them (encoding millions of sentences would take days), so before timing the probe
+  stores those of the chunks its questions retrieve, as an ingest would have.
 * **cold ask**: a new ``newsdesk ask`` process end to end (imports, model, one answer), index present.
-* **after an ingest**: 10 real articles ingested by ``newsdesk ingest`` (real encoder) in another process,
-  then the already-warm answering process's first question about one of them: its time, and whether it
-  is answered from the new article.
+* **after an ingest**: 10 real articles ingested by ``newsdesk ingest`` (real encoder) in another process
+  sharing the answering data dir, then the already-warm answering process's first question about one of
+  them: its time (``first_question_after_ingest_s``, of which ``catch_up_s`` brings the BM25 index up to
+  date; where that time goes is written to ``<workdir>/catch-up-<size>.txt``), and whether it is answered
+  from the new article.
 * disk of the server's directory, RSS of the server.
 
     nice -n 10 .venv/bin/python benchmarks/scale.py [--sizes 10000 100000] [--json] [--workdir DIR]
@@ -64,12 +70,22 @@ def probe(questions: list[str], fresh_question: str) -> None:
     caught_up = time.perf_counter()
     services.answerer.answer(questions[0])
     first = time.perf_counter()
+    from ingest.sentence_vectors import SentenceVectors
+
+    stored = SentenceVectors.for_embedder(services.settings.data_dir, services.embedder)
+    for question in questions:  # what ingest would have stored for these chunks (see the module docstring)
+        k = 2 * services.settings.top_k
+        stored.add_chunks([p.text for p in services.searcher.search(question, k=k)], services.embedder)
+    stored.close()
+    passes: dict[str, int] = {}
     search, answer, lexical, dense = [], [], [], []
     for question in questions:
         t = time.perf_counter()
         services.searcher.search(question)
         search.append((time.perf_counter() - t) * 1000)
         lexical.append(services.searcher.last_timings["lexical_ms"])
+        how = services.searcher._index.last_pass if services.searcher._index else ""
+        passes[how] = passes.get(how, 0) + 1
         dense.append(services.searcher.last_timings["dense_ms"])
     for question in questions:
         t = time.perf_counter()
@@ -84,14 +100,28 @@ def probe(questions: list[str], fresh_question: str) -> None:
         "lexical_p50_ms": pct(lexical, 50), "lexical_p95_ms": pct(lexical, 95),
         "dense_p50_ms": pct(dense, 50), "dense_p95_ms": pct(dense, 95),
         "index_file_mb": round(index.path.stat().st_size / 1e6, 1) if index.path else None,
-        **rss(),
+        "lexical_passes": passes, **rss(),
     })
+    import cProfile
+    import io
+    import pstats
+
     for line in sys.stdin:
         if line.strip() != "next":
             break
+        profile = cProfile.Profile()
         t = time.perf_counter()
+        profile.enable()
+        services.searcher.lexical_snapshot()
+        profile.disable()
+        caught = time.perf_counter()
         got = services.answerer.answer(fresh_question)
-        emit({"first_question_after_ingest_s": round(time.perf_counter() - t, 3),
+        done = time.perf_counter()
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
+        Path(os.environ["SCALE_PROFILE"]).write_text(out.getvalue(), encoding="utf-8")
+        emit({"first_question_after_ingest_s": round(done - t, 3), "catch_up_s": round(caught - t, 3),
+              "answer_s": round(done - caught, 3),
               "answered_from_new_article": any(c.article_id.startswith("fresh-") for c in got.citations),
               **rss()})
 
@@ -255,7 +285,8 @@ def main() -> None:
             answering = subprocess.Popen(
                 [sys.executable, __file__, "--probe", "--questions", str(args.questions)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                env={**env, "NEWSDESK_DATA_DIR": str(work / "answering"), "SCALE_FRESH_QUESTION": fresh_q},
+                env={**env, "NEWSDESK_DATA_DIR": str(work / "answering"), "SCALE_FRESH_QUESTION": fresh_q,
+                     "SCALE_PROFILE": str(work / f"catch-up-{size}.txt")},
             )
             row["answering"] = json.loads(answering.stdout.readline())
             t = time.perf_counter()
@@ -274,7 +305,7 @@ def main() -> None:
                         f"{i}. It opened to walkers in March 2032 after two years of work."}) + "\n"
                 for i in range(10)), encoding="utf-8")
             t = time.perf_counter()
-            subprocess.run([str(BIN / "newsdesk"), "ingest", str(feed), "--data-dir", str(work / "ingest")],
+            subprocess.run([str(BIN / "newsdesk"), "ingest", str(feed), "--data-dir", str(work / "answering")],
                            capture_output=True, text=True, env=env, check=True)
             row["ingest_10_articles_s"] = round(time.perf_counter() - t, 2)
             answering.stdin.write("next\n")
