@@ -172,3 +172,25 @@ def test_the_store_index_prunes_to_the_same_top_k_with_and_without_filters(setti
 
 def test_tokens_are_what_the_query_tokenizer_makes() -> None:
     assert [fts_term(t) for t in tokenize("Zürich won")] == ["zq7ac3bc72696368", "win"]
+
+
+def test_a_failed_catch_up_leaves_the_kept_frequencies_as_they_were(settings, monkeypatch) -> None:
+    store = Store.from_settings(settings)
+    write_plain(store, CORPUS[:3])
+    searcher = HybridSearcher(store, None, settings)
+    index = searcher.lexical_snapshot()
+    before = dict(index._db.execute("SELECT term, df FROM terms"))
+    write_plain(store, CORPUS[3:])
+    original = LexicalIndex._insert
+
+    def dies_midway(self, chunks):
+        original(self, chunks)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(LexicalIndex, "_insert", dies_midway)
+    with pytest.raises(RuntimeError):
+        searcher.lexical_snapshot()
+    assert dict(index._db.execute("SELECT term, df FROM terms")) == before == vocab_df(index)
+    monkeypatch.undo()
+    index = searcher.lexical_snapshot()
+    assert dict(index._db.execute("SELECT term, df FROM terms")) == vocab_df(index) != before
