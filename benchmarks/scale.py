@@ -210,6 +210,26 @@ def grow(store, target: int, pool: list[str], basis, noise: float, per_article: 
     return added, spent
 
 
+class LazyBasis:
+    """The basis vectors, encoded on first use."""
+
+    def __init__(self, encode) -> None:
+        self._encode = encode
+        self._vectors = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __getitem__(self, index):
+        return self.vectors[index]
+
+    @property
+    def vectors(self):
+        if self._vectors is None:
+            self._vectors = self._encode()
+        return self._vectors
+
+
 def start_server(path: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -262,7 +282,8 @@ def main() -> None:
     rng = random.Random(11)
     pool = sentence_pool()
     embedder = Embedder.from_settings(Settings())
-    basis = embedder.encode([synthetic_chunk(rng, pool) for _ in range(args.basis)])
+    basis_texts = [synthetic_chunk(rng, pool) for _ in range(args.basis)]
+    basis = LazyBasis(lambda: embedder.encode(basis_texts))  # an archive already built needs none
     (work / "server").mkdir(exist_ok=True)
     server, url = start_server(work / "server" / "db")
     env = {**os.environ, "NEWSDESK_CHROMA_URL": url, "NEWSDESK_COLLECTION": "scale", "PYTHONPATH": str(ROOT)}
