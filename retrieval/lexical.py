@@ -232,7 +232,7 @@ def fts_totals(db: sqlite3.Connection, table: str = "fts") -> tuple[int, float]:
 
 def fts_idf(rows: int, df: int) -> float:
     """IDF as FTS5's ``bm25()`` computes it (a term in more than half the rows counts 1e-6)."""
-    return max(math.log((rows - df + 0.5) / (df + 0.5)), 1e-6)
+    return max(math.log(max(rows - df + 0.5, 1e-9) / (df + 0.5)), 1e-6)
 
 
 def top_bm25(db: sqlite3.Connection, terms: Sequence[str], doc_freq: dict[str, int], n: int, where: str = "",
@@ -274,8 +274,10 @@ def top_bm25(db: sqlite3.Connection, terms: Sequence[str], doc_freq: dict[str, i
     while split < len(present) and read + doc_freq[present[split]] <= budget:
         read += doc_freq[present[split]]
         split += 1
+    rows, avgdl = fts_totals(db) if split < len(present) else (0, 0.0)
+    if rows <= 0 or avgdl <= 0:  # no totals to bound with (an uncommitted table): score every match
+        split = len(present)
     if split < len(present):
-        rows, avgdl = fts_totals(db)
         idf = {t: fts_idf(rows, doc_freq[t]) for t in present}
         depth = max(PRUNE_DEPTH * n, PRUNE_MIN_DEPTH)
     while split < len(present):
