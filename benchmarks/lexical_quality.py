@@ -5,7 +5,7 @@ fixed by SQLite); ``newsdesk eval --beir`` scores :class:`retrieval.lexical.BM25
 This scores both on the same dense vectors, queries and fusions, so the effect of the engine is seen alone.
 
 The searcher takes FTS5's top k through :func:`retrieval.lexical.top_bm25`, which reads at most
-``PRUNE_POSTINGS`` postings first (20,000: 2% of a million chunks). SciFact's 5,183 abstracts are far
+``PRUNE_POSTINGS`` postings first (50,000: 5% of a million chunks). SciFact's 5,183 abstracts are far
 below that, so the ``pruned`` rows scale the budget to the same share of this corpus (``--prune-share``)
 to show what pruning as hard as at a million chunks costs; ``passes`` says how the queries were answered.
 
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
     parser.add_argument("--split", default="test")
     parser.add_argument("--data-dir", type=Path, default=None, help="holds beir-cache/ (default: settings)")
-    parser.add_argument("--prune-share", type=float, nargs="+", default=[0.02, 0.01],
+    parser.add_argument("--prune-share", type=float, nargs="+", default=[0.05, 0.02],
                         help="first-pass budgets of the pruned rows, as shares of the corpus")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
