@@ -60,9 +60,12 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 def probe(questions: list[str], fresh_question: str) -> None:
     """Run inside the answering process: report timings as JSON lines; wait for "next" to ask once more."""
     started = time.perf_counter()
+    import retrieval.lexical
     from newsdesk.runtime import Services
     from newsdesk.settings import Settings
 
+    if budget := os.environ.get("SCALE_PRUNE_POSTINGS"):
+        retrieval.lexical.PRUNE_POSTINGS = int(budget)
     services = Services.from_settings(Settings())
     services.embedder.encode(["warm"])
     loaded = time.perf_counter()
@@ -263,6 +266,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.5, help="norm of the noise added to a basis vector")
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/newsdesk-scale"))
+    parser.add_argument("--prune-postings", type=int, default=None,
+                        help="the answering process's first-pass budget (default: retrieval.lexical's)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--build-only", action="store_true", help="grow the archive to the largest size, then stop")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
@@ -307,7 +312,8 @@ def main() -> None:
                 [sys.executable, __file__, "--probe", "--questions", str(args.questions)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                 env={**env, "NEWSDESK_DATA_DIR": str(work / "answering"), "SCALE_FRESH_QUESTION": fresh_q,
-                     "SCALE_PROFILE": str(work / f"catch-up-{size}.txt")},
+                     "SCALE_PROFILE": str(work / f"catch-up-{size}.txt"),
+                     **({"SCALE_PRUNE_POSTINGS": str(args.prune_postings)} if args.prune_postings else {})},
             )
             row["answering"] = json.loads(answering.stdout.readline())
             t = time.perf_counter()
