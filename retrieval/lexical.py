@@ -313,7 +313,7 @@ def _pruned_pass(db: sqlite3.Connection, rare: Sequence[str], common: Sequence[s
                              [rowid for rowid, _ in partial]))
     scored = []
     for rowid, score in partial:
-        words = tokens[rowid].split()
+        words = tokens.get(rowid, "").split()
         norm = K1 * (1 - B + B * len(words) / avgdl)
         for term in common:
             if tf := words.count(term):
@@ -431,14 +431,19 @@ class LexicalIndex:
         terms = list(dict.fromkeys(fts_term(t) for t in tokenize(query)))
         if not terms or n <= 0:
             return []
-        # scores first (the chunk rows, with their texts, are read for the top n only)
+        # scores first (the chunk rows, with their texts, are read for the top n only), all from one snapshot
+        # of the file: another process catching up meanwhile changes none of what this search reads
         with self._lock:
-            top, self.last_pass = top_bm25(self._db, terms, self.doc_freq(terms), n, where, params,
-                                           postings=self.prune_postings)
-            marks = ",".join("?" * len(top))
-            rows = {row[0]: row[1:] for row in self._db.execute(
-                f"SELECT id, chunk_id, text, meta FROM chunks WHERE id IN ({marks})",  # noqa: S608 - placeholders
-                [rowid for rowid, _ in top])}
+            self._db.execute("BEGIN")
+            try:
+                top, self.last_pass = top_bm25(self._db, terms, self.doc_freq(terms), n, where, params,
+                                               postings=self.prune_postings)
+                marks = ",".join("?" * len(top))
+                rows = {row[0]: row[1:] for row in self._db.execute(
+                    f"SELECT id, chunk_id, text, meta FROM chunks WHERE id IN ({marks})",  # noqa: S608 - placeholders
+                    [rowid for rowid, _ in top])}
+            finally:
+                self._db.execute("COMMIT")
         return [(rows[r][0], rows[r][1], json.loads(rows[r][2]), float(score)) for r, score in top if r in rows]
 
     # --- catching up -----------------------------------------------------------------------------------
