@@ -4,6 +4,11 @@ The store's lexical side is :class:`retrieval.lexical.LexicalIndex` (FTS5 ``bm25
 fixed by SQLite); ``newsdesk eval --beir`` scores :class:`retrieval.lexical.BM25Index` (bm25s, tunable).
 This scores both on the same dense vectors, queries and fusions, so the effect of the engine is seen alone.
 
+The searcher takes FTS5's top k through :func:`retrieval.lexical.top_bm25`, which reads at most
+``PRUNE_POSTINGS`` postings first (50,000: 5% of a million chunks). SciFact's 5,183 abstracts are far
+below that, so the ``pruned`` rows scale the budget to the same share of this corpus (``--prune-share``)
+to show what pruning as hard as at a million chunks costs; ``passes`` says how the queries were answered.
+
     .venv/bin/python benchmarks/lexical_quality.py [--bench DIR] [--data-dir .newsdesk] [--json]
 """
 
@@ -31,6 +36,8 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
     parser.add_argument("--split", default="test")
     parser.add_argument("--data-dir", type=Path, default=None, help="holds beir-cache/ (default: settings)")
+    parser.add_argument("--prune-share", type=float, nargs="+", default=[0.05, 0.02],
+                        help="first-pass budgets of the pruned rows, as shares of the corpus")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -51,6 +58,9 @@ def main() -> None:
                                                                                          **beir.DEFAULT_BM25),
         "bm25s k1=1.2 b=0.75": lambda: BM25Index(data.texts, k1=1.2, b=0.75),
         "fts5 bm25() (k1=1.2 b=0.75)": lambda: FtsBM25(data.texts),
+        **{f"fts5 pruned top-100, {share:.0%} postings": (
+            lambda share=share: FtsBM25(data.texts, postings=round(share * len(data.texts)), depth=beir.RECALL_AT))
+           for share in args.prune_share},
     }
     fusions = {"eval default": beir.DEFAULT_FUSION, "rrf k=60 (as the searcher)": FusionConfig("rrf", 0.5, 60,
                                                                                                 depth=100)}
@@ -63,7 +73,8 @@ def main() -> None:
         for label, fusion in fusions.items():
             scores = beir.score_runs(data, beir.runs_for(rankings, fusion))
             out.append({"engine": engine, "fusion": label, "build_s": round(built, 2),
-                        **{f"{k}_ndcg_at_10": round(v["ndcg_at_10"], 4) for k, v in scores.items()}})
+                        **{f"{k}_ndcg_at_10": round(v["ndcg_at_10"], 4) for k, v in scores.items()},
+                        **({"passes": dict(index.passes)} if getattr(index, "passes", None) else {})})
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -71,7 +82,7 @@ def main() -> None:
     for row in out:
         print(f"  {row['engine']:30} {row['fusion']:28} bm25 {row['bm25_ndcg_at_10']:.4f}  "
               f"hybrid {row['hybrid_ndcg_at_10']:.4f}  (dense {row['dense_ndcg_at_10']:.4f}; built in "
-              f"{row['build_s']} s)")
+              f"{row['build_s']} s){'  passes ' + json.dumps(row['passes']) if 'passes' in row else ''}")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,23 @@ For each size, growing one archive (smaller sizes first):
   The ingest rate reported is this write path; the encoder's own rate is ``benchmarks/ingest_throughput.py``.
 * **answering process** (a fresh ``python`` with the default settings, data dir of its own, lexical
   index kept there across sizes): time to catch its BM25 index up, warm ``search`` and ``answer``
-  p50/p95 over RGB questions, resident memory (VmRSS and peak), the size of its index file.
+  p50/p95 over RGB questions, resident memory (VmRSS and peak), the size of its index file, and how
+  :func:`retrieval.lexical.top_bm25` answered (``lexical_passes``). Ingest stores the answer sentences'
+  vectors in ``<data_dir>/sentences.sqlite3`` so that answering embeds none; the synthetic chunks are
+  written without them (encoding millions of sentences would take days), so before timing the probe
+  stores those of the chunks its questions retrieve, as an ingest would have.
 * **cold ask**: a new ``newsdesk ask`` process end to end (imports, model, one answer), index present.
-* **after an ingest**: 10 real articles ingested by ``newsdesk ingest`` (real encoder) in another process,
-  then the already-warm answering process's first question about one of them: its time, and whether it
-  is answered from the new article.
+* **after an ingest**: 10 real articles ingested by ``newsdesk ingest`` (real encoder) in another process
+  sharing the answering data dir, then the already-warm answering process's first question about one of
+  them: its time (``first_question_after_ingest_s``, of which ``catch_up_s`` brings the BM25 index up to
+  date; where that time goes is written to ``<workdir>/catch-up-<size>.txt``), and whether it is answered
+  from the new article.
 * disk of the server's directory, RSS of the server.
 
     nice -n 10 .venv/bin/python benchmarks/scale.py [--sizes 10000 100000] [--json] [--workdir DIR]
+
+A large archive takes an hour or more to write here: ``--build-only`` grows the workdir's archive to the
+largest size and stops; a later run on the same ``--workdir`` finds the chunks there and only measures.
 """
 
 from __future__ import annotations
@@ -51,9 +60,12 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 def probe(questions: list[str], fresh_question: str) -> None:
     """Run inside the answering process: report timings as JSON lines; wait for "next" to ask once more."""
     started = time.perf_counter()
+    import retrieval.lexical
     from newsdesk.app.runtime import Services
     from newsdesk.settings import Settings
 
+    if budget := os.environ.get("SCALE_PRUNE_POSTINGS"):
+        retrieval.lexical.PRUNE_POSTINGS = int(budget)
     services = Services.from_settings(Settings())
     services.embedder.encode(["warm"])
     loaded = time.perf_counter()
@@ -61,12 +73,22 @@ def probe(questions: list[str], fresh_question: str) -> None:
     caught_up = time.perf_counter()
     services.answerer.answer(questions[0])
     first = time.perf_counter()
+    from newsdesk.sentence_vectors import SentenceVectors
+
+    stored = SentenceVectors.for_embedder(services.settings.data_dir, services.embedder)
+    for question in questions:  # what ingest would have stored for these chunks (see the module docstring)
+        k = 2 * services.settings.top_k
+        stored.add_chunks([p.text for p in services.searcher.search(question, k=k)], services.embedder)
+    stored.close()
+    passes: dict[str, int] = {}
     search, answer, lexical, dense = [], [], [], []
     for question in questions:
         t = time.perf_counter()
         services.searcher.search(question)
         search.append((time.perf_counter() - t) * 1000)
         lexical.append(services.searcher.last_timings["lexical_ms"])
+        how = services.searcher._index.last_pass if services.searcher._index else ""
+        passes[how] = passes.get(how, 0) + 1
         dense.append(services.searcher.last_timings["dense_ms"])
     for question in questions:
         t = time.perf_counter()
@@ -81,14 +103,28 @@ def probe(questions: list[str], fresh_question: str) -> None:
         "lexical_p50_ms": pct(lexical, 50), "lexical_p95_ms": pct(lexical, 95),
         "dense_p50_ms": pct(dense, 50), "dense_p95_ms": pct(dense, 95),
         "index_file_mb": round(index.path.stat().st_size / 1e6, 1) if index.path else None,
-        **rss(),
+        "lexical_passes": passes, **rss(),
     })
+    import cProfile
+    import io
+    import pstats
+
     for line in sys.stdin:
         if line.strip() != "next":
             break
+        profile = cProfile.Profile()
         t = time.perf_counter()
+        profile.enable()
+        services.searcher.lexical_snapshot()
+        profile.disable()
+        caught = time.perf_counter()
         got = services.answerer.answer(fresh_question)
-        emit({"first_question_after_ingest_s": round(time.perf_counter() - t, 3),
+        done = time.perf_counter()
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
+        Path(os.environ["SCALE_PROFILE"]).write_text(out.getvalue(), encoding="utf-8")
+        emit({"first_question_after_ingest_s": round(done - t, 3), "catch_up_s": round(caught - t, 3),
+              "answer_s": round(done - caught, 3),
               "answered_from_new_article": any(c.article_id.startswith("fresh-") for c in got.citations),
               **rss()})
 
@@ -177,6 +213,26 @@ def grow(store, target: int, pool: list[str], basis, noise: float, per_article: 
     return added, spent
 
 
+class LazyBasis:
+    """The basis vectors, encoded on first use."""
+
+    def __init__(self, encode) -> None:
+        self._encode = encode
+        self._vectors = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __getitem__(self, index):
+        return self.vectors[index]
+
+    @property
+    def vectors(self):
+        if self._vectors is None:
+            self._vectors = self._encode()
+        return self._vectors
+
+
 def start_server(path: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -210,7 +266,10 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.5, help="norm of the noise added to a basis vector")
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/newsdesk-scale"))
+    parser.add_argument("--prune-postings", type=int, default=None,
+                        help="the answering process's first-pass budget (default: retrieval.lexical's)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--build-only", action="store_true", help="grow the archive to the largest size, then stop")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in
@@ -228,7 +287,8 @@ def main() -> None:
     rng = random.Random(11)
     pool = sentence_pool()
     embedder = Embedder.from_settings(Settings())
-    basis = embedder.encode([synthetic_chunk(rng, pool) for _ in range(args.basis)])
+    basis_texts = [synthetic_chunk(rng, pool) for _ in range(args.basis)]
+    basis = LazyBasis(lambda: embedder.encode(basis_texts))  # an archive already built needs none
     (work / "server").mkdir(exist_ok=True)
     server, url = start_server(work / "server" / "db")
     env = {**os.environ, "NEWSDESK_CHROMA_URL": url, "NEWSDESK_COLLECTION": "scale", "PYTHONPATH": str(ROOT)}
@@ -236,6 +296,12 @@ def main() -> None:
     try:
         store = Store.from_settings(Settings(chroma_url=url, collection="scale"))
         store.check_model(embedder.name, embedder.dimension)
+        if args.build_only:
+            added, seconds = grow(store, max(args.sizes), pool, basis, args.noise, args.chunks_per_article, rng)
+            print(json.dumps({"size": store.count_chunks(), "articles": store.count_articles(),
+                              "write_chunks_per_s": round(added / seconds, 1) if seconds else None,
+                              "server_disk_mb": du(work / "server" / "db")}), flush=True)
+            return
         for size in sorted(args.sizes):
             added, seconds = grow(store, size, pool, basis, args.noise, args.chunks_per_article, rng)
             row = {"size": store.count_chunks(), "articles": store.count_articles(),
@@ -245,7 +311,9 @@ def main() -> None:
             answering = subprocess.Popen(
                 [sys.executable, __file__, "--probe", "--questions", str(args.questions)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                env={**env, "NEWSDESK_DATA_DIR": str(work / "answering"), "SCALE_FRESH_QUESTION": fresh_q},
+                env={**env, "NEWSDESK_DATA_DIR": str(work / "answering"), "SCALE_FRESH_QUESTION": fresh_q,
+                     "SCALE_PROFILE": str(work / f"catch-up-{size}.txt"),
+                     **({"SCALE_PRUNE_POSTINGS": str(args.prune_postings)} if args.prune_postings else {})},
             )
             row["answering"] = json.loads(answering.stdout.readline())
             t = time.perf_counter()
@@ -264,7 +332,7 @@ def main() -> None:
                         f"{i}. It opened to walkers in March 2032 after two years of work."}) + "\n"
                 for i in range(10)), encoding="utf-8")
             t = time.perf_counter()
-            subprocess.run([str(BIN / "newsdesk"), "ingest", str(feed), "--data-dir", str(work / "ingest")],
+            subprocess.run([str(BIN / "newsdesk"), "ingest", str(feed), "--data-dir", str(work / "answering")],
                            capture_output=True, text=True, env=env, check=True)
             row["ingest_10_articles_s"] = round(time.perf_counter() - t, 2)
             answering.stdin.write("next\n")
