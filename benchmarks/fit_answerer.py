@@ -11,9 +11,12 @@ Two steps:
           stratified by dataset), prints the held-out figures per dataset, then refits on everything and
           writes ``retrieval/selection_weights.json`` with the held-out figures recorded beside the weights.
 
-    python benchmarks/fit_answerer.py dump --set bbc=../shared/bench/bbc/dev.jsonl@/work/stores/bbc \
-        --set rgb=../shared/bench/rgb/questions.jsonl@/work/stores/rgb --out /tmp/dump.jsonl
+    python benchmarks/fit_answerer.py dump --set bbc=../shared/bench/bbc/dev.jsonl@STORE_BBC \
+        --set rgb=../shared/bench/rgb/questions.jsonl@STORE_RGB --out /tmp/dump.jsonl
     python benchmarks/fit_answerer.py fit /tmp/dump.jsonl [--write]
+
+(STORE_BBC, STORE_RGB: data directories holding those articles, made by ``newsdesk ingest``; the shipped
+tables are fitted on all four development sets: sample, RGB, BBC and timeline.)
 
 Held-out means: the figures for a question come from models fitted without any question of its fold.
 """
