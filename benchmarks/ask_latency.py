@@ -7,7 +7,8 @@ built once in ``--data-dir`` and reused. Warm figures come from one process with
 a warm-up: ``answer`` is ``services.answerer.answer(question)``, ``retrieval`` is ``searcher.search``
 as the answerer calls it (each measured with a fresh query-embedding cache, so the query is embedded
 every time). ``cold`` is the wall time of ``newsdesk ask QUESTION --data-dir D`` from the shell: a new
-process that imports torch, loads the model, opens Chroma and builds the BM25 snapshot.
+process that imports the code, loads the ONNX model, opens Chroma and the BM25 index (made once, then kept
+under the data dir).
 """
 
 from __future__ import annotations
