@@ -215,22 +215,22 @@ def has_type(sentence: str, kind: str | None, question: str) -> bool:
         return bool(keys)
     # a name: two capitalised words in a row ("Asif Shahzad") that are not part of an organisation's, a place's
     # or an event's name, or one that speaks ("Qazi said")
-    return any(_person(key, sentence) for key in keys) or any(
+    runs = answer_keys(sentence, "name", frozenset())[0]  # the capitalised runs, uncut by the question's words
+    return any(_person(key, runs) for key in keys) or any(
         re.search(rf"\b{re.escape(key)}\s+(said|says|told|added|wrote)\b", sentence, re.I)
         for key in keys | unsure if key.split()[-1] not in _NOT_PERSON
     )
 
 
-def _person(key: str, sentence: str) -> bool:
+def _person(key: str, runs: AbstractSet[str]) -> bool:
     """Whether the name ``key`` (two words or more) can be a person's.
 
     Not when it ends an organisation's or a place's name, even where the question's words cut that name
-    ("Augusta National" of "Augusta National Golf Club").
+    ("Augusta National" of "Augusta National Golf Club"): ``runs`` are the sentence's whole capitalised runs.
     """
     if " " not in key:
         return False
-    whole, _ = answer_keys(sentence, "name", frozenset())
-    for run in whole:
+    for run in runs:
         for part in run.split(" of "):
             if within(key, part) and part.split()[-1] in _NOT_PERSON:
                 return False
