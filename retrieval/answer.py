@@ -35,6 +35,7 @@ from retrieval.answer_types import (
     answer_support,
     complete_dates,
     has_type,
+    is_margin,
     item_spans,
     stated_answers,
 )
@@ -230,6 +231,8 @@ class ExtractiveAnswerer:
             )
             f["rank"] = 1.0 / (1.0 + cand.rank)
             typed = q.kind is None or (bool(items) if q.unit else has_type(cand.text, q.kind, q.text))
+            if typed and q.kind == "quantity" and not items and not q.margin:
+                typed = not _margins_only(cand.text, q)
             f["typed"] = float(q.kind is not None and typed)
             f["untyped"] = float(not typed)
             f["typed_window"] = f["typed"] * f["window_overlap"]
@@ -355,6 +358,17 @@ class ExtractiveAnswerer:
             # "How much Ask Jeeves paid was not revealed": the articles say the detail is not known
             answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
             answer.metadata["undisclosed"] = best.text
+            return answer
+        if q.kind == "quantity" and q.wants_item and not q.margin and _margins_only(best.text, q):
+            # "How many votes did she get?" and the best sentence says only "412 votes ahead of": not stated
+            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
+            answer.metadata["margin_only"] = best.text
+            return answer
+        if q.wants_item and (opposed := _opposed(q, best)) and not any(_states(c, opposed) for c in candidates[:8]):
+            # "What rise did the workers accept?" when they rejected every offer: the outcome asked for is
+            # not reported, its opposite is, and none of the best sentences says the verb asked
+            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
+            answer.metadata["opposed"] = best.text
             return answer
         chosen = [best]
         for cand in candidates[1:8]:
@@ -617,6 +631,31 @@ _UNDISCLOSED = re.compile(
     r"|\b(?:would|will|did|does|do) not (?:say|disclose|reveal|give|confirm)\b",
     re.I,
 )
+# Outcomes and their opposites, as stemmed tokens: a sentence saying the opposite of the question's verb
+# ("rejected" for "accept") does not answer it.
+_OPPOSITES: dict[str, frozenset[str]] = {
+    verb: frozenset(tokenize(opposites))
+    for verb, opposites in {
+        "accept": "reject refuse decline", "reject": "accept approve", "approv": "reject block veto",
+        "win": "lose", "lose": "win beat", "pass": "fail reject", "agre": "refuse reject",
+        "buy": "sell", "sell": "buy", "join": "leave quit", "hire": "sack fire", "convict": "acquit clear",
+        "acquit": "convict",
+    }.items()
+}
+
+
+def _opposed(q: Question, cand: Candidate) -> frozenset[str]:
+    """The question's outcome verbs whose opposite ``cand`` (or the sentence before it) states, not the verb."""
+    tokens = set(tokenize(f"{cand.previous or ''} {cand.text}"))
+    return frozenset(
+        verb for verb in q.predicate & _OPPOSITES.keys() if verb not in tokens and tokens & _OPPOSITES[verb]
+    )
+
+
+def _states(cand: Candidate, verbs: frozenset[str]) -> bool:
+    return bool(verbs & set(tokenize(cand.text)))
+
+
 _CURRENCY = re.compile(r"[$£€¥]")
 _MONEY_AFTER = re.compile(
     r"\s*(?:m|bn|k|million|billion|thousand)?\s*(?:pounds?|dollars?|euros?|yen|pence|cents?|rupees?|yuan)\b", re.I
@@ -633,11 +672,19 @@ def _items_of(text: str, q: Question) -> list[tuple[str, int, int]]:
     if q.kind is None:
         return []
     items = item_spans(text, q.kind, q.tokens)
+    if q.kind == "quantity" and not q.margin:  # "412 votes ahead of" is a margin, not how many she received
+        items = [(k, s, e) for k, s, e in items if not is_margin(text, s, e)]
     if q.unit is None:
         return items
     if q.unit == "money":
         return [(k, s, e) for k, s, e in items if "%" not in k and _is_money(text, s, e)]
     return [(k, s, e) for k, s, e in items if "%" in k or _PERCENT_AFTER.match(text, e)]
+
+
+def _margins_only(text: str, q: Question) -> bool:
+    """Whether every amount ``text`` states is a contest's margin ("won by 96 votes")."""
+    spans = item_spans(text, "quantity", q.tokens)
+    return bool(spans) and all(is_margin(text, s, e) for _, s, e in spans)
 
 
 def _is_money(text: str, start: int, end: int) -> bool:

@@ -333,6 +333,46 @@ _UNIT = re.compile(
 )
 
 
+# A contest's margin, not a total: "412 votes ahead of", "by just 96 votes", "a 96-vote margin", "a majority
+# of 2,000", "12 points clear". "How many votes did she receive" is not answered by one.
+_MARGIN_AFTER = re.compile(
+    r"[\s-]*(?:votes?|points?|goals?|runs?|seats?|strokes?|shots?|lengths?|wickets?|games?|places?)?"
+    r"\s*(?:margin\b|majority\b|lead\b|(?:ahead|clear) of\b|behind\b|(?:more|fewer) than\b|ahead\b|clear\b)",
+    re.I,
+)
+_MARGIN_BEFORE = re.compile(
+    r"(?:\b(?:margin|majority|lead) of|\bby)\s+(?:just |only |a mere |some |about |around |nearly |almost )?$",
+    re.I,
+)
+_CONTEST_UNIT = re.compile(r"[\s-]*(?:votes?|points?|goals?|runs?|seats?|strokes?|shots?|lengths?|wickets?)\b", re.I)
+
+
+_ASKS_MARGIN = re.compile(
+    r"\b(?:margin|majority|lead|gap|difference|by how (?:many|much)|how (?:many|much) (?:more|fewer|less)|"
+    r"how far (?:ahead|behind|clear))\b",
+    re.I,
+)
+
+
+def asks_margin(question: str) -> bool:
+    """Whether the question asks for a margin or a difference ("by how many votes", "what was her majority")."""
+    return bool(_ASKS_MARGIN.search(question))
+
+
+def is_margin(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``text[start:end]`` is a contest's margin ("by 389 votes", "412 votes ahead of")."""
+    if _MARGIN_AFTER.match(text, end):
+        return True
+    before = _MARGIN_BEFORE.search(text[max(0, start - 40) : start])
+    if before is None:
+        return False
+    # "by" alone is a margin only for a contest's unit ("won by 96 votes"), not a change ("rose by 5%")
+    number = re.match(r"[\d,.]+|\w+", text[start:end])  # the span may hold its unit already ("96 votes")
+    return not before.group(0).lower().startswith("by") or bool(
+        _CONTEST_UNIT.match(text, start + (number.end() if number else 0))
+    )
+
+
 def item_spans(sentence: str, kind: str, asked: AbstractSet[str]) -> list[tuple[str, int, int]]:
     """The candidate answers of ``kind`` in ``sentence`` as (key, start, end), verbatim spans of it.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from retrieval.answer_types import expected_type, focus_noun
+from retrieval.answer_types import asks_margin, expected_type, focus_noun
 from retrieval.lexical import tokenize
 
 _WORD = re.compile(r"[\w’'-]+")
@@ -47,6 +47,8 @@ class Question:
             they pay", "what percentage"); None for counts and anything else.
         predicate: tokens of the question's lower-case words ("pay", "salari"), what it says about its
             named subject; a topical sentence names the subject, an answering one also says this.
+        margin: it asks for a margin or a difference ("by how many votes"); else a contest's margin ("412
+            votes ahead") is no answer to "how many votes".
     """
 
     text: str
@@ -61,6 +63,7 @@ class Question:
     yes_no: bool = False
     predicate: frozenset[str] = field(default_factory=frozenset)
     unit: str | None = None
+    margin: bool = False
 
     @property
     def wants_item(self) -> bool:
@@ -95,6 +98,7 @@ def analyze(text: str, previous: str | None = None, *, follow_up: bool = False) 
         yes_no=bool(_YES_NO.search(text)),
         predicate=_predicate(text, tokens),
         unit=_unit(text) if kind == "quantity" else None,
+        margin=asks_margin(text),
     )
 
 

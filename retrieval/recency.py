@@ -30,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from newsdesk.models import Answer, AnswerSentence
+from retrieval.answer_types import asks_margin, is_margin
 from retrieval.base import SearchFilters
 from retrieval.citations import CitationBook, render
 from retrieval.lexical import tokenize
@@ -86,8 +87,11 @@ def _normal(number: str) -> str:
     return text
 
 
-def mentions(cand: Any, q_weights: dict[str, float]) -> list[Mention]:
-    """The figures a sentence states, each scored by relevance and nearness to the question's words."""
+def mentions(cand: Any, q_weights: dict[str, float], *, margins: bool = True) -> list[Mention]:
+    """The figures a sentence states, each scored by relevance and nearness to the question's words.
+
+    Without ``margins``, a contest's margin ("412 votes ahead of") is not one of them.
+    """
     text = cand.text
     words = [(m.start(), tokenize(m.group(0))) for m in _WORD.finditer(text)]
     total = sum(q_weights.values()) or 1.0
@@ -100,6 +104,8 @@ def mentions(cand: Any, q_weights: dict[str, float]) -> list[Mention]:
         if not m.group("cur") and re.fullmatch(r"(1[89]|20)\d\d", num):
             continue  # a year
         if re.match(r"\s*(?:-year-old|years? old|year|years|days?|hours?|weeks?|months?|am|pm)\b", after, re.I):
+            continue
+        if not margins and is_margin(text, m.start(), m.end()):
             continue
         next_word = (after.split()[:1] or [""])[0].strip(".,;:").lower()
         unit = "percent" if m.group("pct") else (
@@ -177,7 +183,9 @@ def slot(question: str, candidates: list[Any], idf: Any, embed: Any, *, pool: in
     chosen = sorted((c for c in candidates if c.relevance >= best - reach), key=lambda c: -c.relevance)[:pool]
     q_weights = {t: idf(t) for t in set(tokenize(question))}
     asked = {_normal(n) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", question)}
-    found = [m for c in chosen for m in mentions(c, q_weights) if m.value not in asked and m.published is not None]
+    margins = asks_margin(question)
+    found = [m for c in chosen for m in mentions(c, q_weights, margins=margins)
+             if m.value not in asked and m.published is not None]
     if not found:
         return []
     vecs = embed([question, *(m.clause for m in found)])
@@ -197,7 +205,7 @@ def slot(question: str, candidates: list[Any], idf: Any, embed: Any, *, pool: in
     # a value dates from its first mention anywhere among the candidates: restated later, it is not new;
     # restated later as current (no "had", "earlier", "last month"...), it is still the value then
     pool_ids = {id(m.cand) for m in found}
-    wider = [m for c in candidates if id(c) not in pool_ids for m in mentions(c, q_weights)
+    wider = [m for c in candidates if id(c) not in pool_ids for m in mentions(c, q_weights, margins=margins)
              if m.value in values and m.published is not None]
     earlier = [m for m in [*found, *wider] if m.unit == top.unit and m.value in values and m not in chosen_]
     for m in earlier:

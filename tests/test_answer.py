@@ -299,3 +299,79 @@ def test_a_sentence_says_the_amount_asked_for_is_not_known(sentence: str, undisc
 
     q = analyze_question("How much did Harlow Search pay for Feedly Park?", None)
     assert (bool(_UNDISCLOSED.search(sentence)) and not _items_of(sentence, q)) is undisclosed
+
+
+STRIKE = [
+    ("talks", "Dock workers at the Port of Harwick rejected a pay offer of 4 percent on Monday and said a 48-hour "
+              "strike would go ahead. The Harwick Port Company then raised its offer to 5 percent and added a "
+              "one-off payment of £300 for every worker."),
+    ("count", "Challenger Mira Osk finished 412 votes ahead of the sitting mayor Piet Laar in the Harwick mayoral "
+              "election, and Laar asked for a recount. After the recount Osk was confirmed the winner by 96 votes."),
+]
+
+
+@pytest.fixture
+def strike_services(settings, embedder, tmp_path) -> Services:
+    from ingest.sync import ingest
+    from newsdesk.store import Store
+
+    def build(articles: list[tuple[str, str]]) -> Services:
+        corpus = tmp_path / "strike.jsonl"
+        corpus.write_text("".join(json.dumps({"id": i, "title": f"Harwick {i}", "source": "Test Wire", "text": t})
+                                  + "\n" for i, t in articles), encoding="utf-8")
+        store = Store.from_settings(settings)
+        assert not ingest([str(corpus)], settings, store, embedder).failed
+        return Services.from_settings(settings, embedder=embedder, store=store)
+
+    return build
+
+
+@pytest.mark.slow
+def test_an_outcome_reported_only_as_its_opposite_is_not_an_answer(strike_services) -> None:
+    services = strike_services(STRIKE)
+    answer = services.answerer.answer("What pay rise did Harwick dock workers accept?")
+    assert answer.abstained and not answer.citations, answer.text
+    assert "rejected" in answer.metadata["opposed"] or "raised its offer" in answer.metadata["opposed"]
+    # once an article says they accepted one, that is the answer
+    services = strike_services([*STRIKE, ("deal", "Harwick dock workers on Friday accepted a pay rise of 6 percent, "
+                                                  "ending the dispute.")])
+    answer = services.answerer.answer("What pay rise did Harwick dock workers accept?")
+    assert not answer.abstained and "6 percent" in answer.text, answer.text
+
+
+@pytest.mark.slow
+def test_a_winning_margin_is_not_the_number_of_votes_received(strike_services) -> None:
+    services = strike_services(STRIKE)
+    answer = services.answerer.answer("How many votes did Mira Osk receive in the Harwick mayoral election?")
+    assert "412" not in (answer.short or "") and "96" not in (answer.short or ""), answer.short
+    assert answer.abstained and answer.metadata.get("margin_only"), answer.text
+    # asked for the margin, the same sentence answers
+    answer = services.answerer.answer("By how many votes did Mira Osk win the Harwick mayoral election?")
+    assert not answer.abstained and ("412" in answer.text or "96" in answer.text), answer.text
+
+
+@pytest.mark.parametrize(
+    ("sentence", "number", "margin"),
+    [
+        ("Osk finished 412 votes ahead of Laar.", "412", True),
+        ("Laar lost to Osk by 389 votes.", "389", True),
+        ("Osk won, but by just 96 votes.", "96", True),
+        ("A 96-vote margin is not a mandate.", "96", True),
+        ("She won with a majority of 2,000.", "2,000", True),
+        ("City are 12 points clear at the top.", "12", True),
+        ("Osk received 12,000 votes.", "12,000", False),
+        ("Profits rose by 5% to £20m.", "5", False),
+        ("More than 200 people were hurt.", "200", False),
+    ],
+)
+def test_a_contests_margin_is_told_from_a_total(sentence: str, number: str, margin: bool) -> None:
+    from retrieval.answer_types import is_margin
+
+    start = sentence.index(number)
+    assert is_margin(sentence, start, start + len(number)) is margin
+
+
+def test_a_question_asking_for_a_margin_is_told_from_one_asking_for_a_total() -> None:
+    assert analyze_question("By how many votes did Osk win?", None).margin
+    assert analyze_question("What was Osk's majority?", None).margin
+    assert not analyze_question("How many votes did Osk receive?", None).margin
