@@ -359,6 +359,11 @@ class ExtractiveAnswerer:
             answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
             answer.metadata["undisclosed"] = best.text
             return answer
+        if q.wants_item and q.unit and not _items_of(best.text, q):
+            # "What salary is he paid?" and the best sentence states no amount of money: not stated
+            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
+            answer.metadata["unit_missing"] = q.unit
+            return answer
         if q.kind == "quantity" and q.wants_item and not q.margin and _margins_only(best.text, q):
             # "How many votes did she get?" and the best sentence says only "412 votes ahead of": not stated
             answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
@@ -537,12 +542,22 @@ def partial_text(subject: str, q: Question) -> str:
     """
     asked = " ".join(q.text.split()).rstrip(" ?")
     if m := _INDIRECT.match(asked):
-        clause = f"{m.group(1).lower()} {m.group(3)} {m.group(2).lower()}"
+        wh, verb, rest = m.group(1).lower(), m.group(2).lower(), m.group(3)
+        if named := _NAMED_THEN_PARTICIPLE.match(rest):  # "Glenn Hoddle being paid": the verb follows the name
+            clause = f"{wh} {named.group(1)} {verb} {rest[named.end(1):].lstrip()}"
+        else:
+            clause = f"{wh} {rest} {verb}"
     else:
         clause = f"the answer to “{asked}?”"
     return f"The articles cover “{_clip(subject, 90)}” but don't say {clause}."
 
 
+# A named subject and then the rest of the verb ("Glenn Hoddle being paid", "Nicholas Jacobsen given"); a
+# described one ("the man charged with ...") keeps the verb at the end.
+_NAMED_THEN_PARTICIPLE = re.compile(
+    r"((?:[A-Z][\w’'.-]*\s+)*[A-Z][\w’'.-]*)\s+(?=being\b|\w+(?:ed|en|ing)\b|(?:paid|made|held|sold|bought|told|"
+    r"found|built|won|lost|set|put|cut|hit|run|led|sent|spent|kept|left|brought|caught|taught)\b)"
+)
 _INDIRECT = re.compile(
     r"^((?:[Ww]hat|[Ww]ho|[Ww]hich|[Ww]here|[Ww]hen|[Hh]ow (?:many|much|long|old|far)|[Ww]hose)(?: [\w’'-]+)??) "
     r"(is|was|are|were|has been|have been|will be)\s+"
@@ -661,6 +676,8 @@ _MONEY_AFTER = re.compile(
     r"\s*(?:m|bn|k|million|billion|thousand)?\s*(?:pounds?|dollars?|euros?|yen|pence|cents?|rupees?|yuan)\b", re.I
 )
 _MONEY_WORD = re.compile(r"\b(?:pounds?|dollars?|euros?|yen|pence|cents?|rupees?|yuan)\b", re.I)
+_DURATION_UNIT = re.compile(r"[\s-]*(?:years?|months?|weeks?|days?|hours?|minutes?)\b", re.I)
+_LEADING_NUMBER = re.compile(r"[^\s-]*")
 _PERCENT_AFTER = re.compile(r"\s*(?:%|per ?cent\b)", re.I)
 
 
@@ -678,6 +695,8 @@ def _items_of(text: str, q: Question) -> list[tuple[str, int, int]]:
         return items
     if q.unit == "money":
         return [(k, s, e) for k, s, e in items if "%" not in k and _is_money(text, s, e)]
+    if q.unit == "duration":
+        return [(k, s, e) for k, s, e in items if _DURATION_UNIT.match(text, s + len(_LEADING_NUMBER.match(text, s)[0]))]
     return [(k, s, e) for k, s, e in items if "%" in k or _PERCENT_AFTER.match(text, e)]
 
 

@@ -24,6 +24,10 @@ _MONEY = re.compile(
     r"compensation|damages|bonus)\b|\bhow much (?:did|does|do|is|was|were|are|has|had|will|would|money)\b",
     re.I,
 )
+# A term of time: "what sentence was he given", "how long is the ban" want "18 months", not "400 customers".
+_DURATION = re.compile(
+    r"\b(?:sentence|sentenced|jail(?:ed)?|prison|imprisonment|ban|banned|suspension|suspended|term)\b", re.I
+)
 _TEMPORAL = frozenset(tokenize("latest newest current currently now recent recently today yet still"))
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)
 
@@ -43,8 +47,8 @@ class Question:
         constraints: numbers, years, ordinals and quarters the question names.
         explanatory: a why/how question, answered by sentences, never by a short item.
         yes_no: a yes/no question ("Has either government confirmed ...?").
-        unit: for a quantity, "money" or "percent" when the question says which ("what price", "how much did
-            they pay", "what percentage"); None for counts and anything else.
+        unit: for a quantity, "money", "percent" or "duration" when the question says which ("what price", "how
+            much did they pay", "what percentage", "what sentence"); None for counts and anything else.
         predicate: tokens of the question's lower-case words ("pay", "salari"), what it says about its
             named subject; a topical sentence names the subject, an answering one also says this.
         margin: it asks for a margin or a difference ("by how many votes"); else a contest's margin ("412
@@ -103,9 +107,11 @@ def analyze(text: str, previous: str | None = None, *, follow_up: bool = False) 
 
 
 def _unit(text: str) -> str | None:
-    """"percent" or "money" when a quantity question says which it wants, else None."""
+    """"percent", "money" or "duration" when a quantity question says which it wants, else None."""
     if _PERCENT.search(text):
         return "percent"
+    if _DURATION.search(text):
+        return "duration"
     if _MONEY.search(text):
         return "money"
     return None

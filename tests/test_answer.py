@@ -375,3 +375,16 @@ def test_a_question_asking_for_a_margin_is_told_from_one_asking_for_a_total() ->
     assert analyze_question("By how many votes did Osk win?", None).margin
     assert analyze_question("What was Osk's majority?", None).margin
     assert not analyze_question("How many votes did Osk receive?", None).margin
+
+
+@pytest.mark.slow
+def test_a_sentence_without_an_amount_of_the_asked_unit_is_no_answer(strike_services) -> None:
+    question = "What salary is Piet Laar paid as mayor of Harwick?"
+    raise_ = ("raise", "Harwick council voted on Monday to raise the salary paid to the mayor, Piet Laar, from next "
+                       "April. Councillors said the mayor of Harwick had not had a pay rise since 2019.")
+    answer = strike_services([*STRIKE, raise_]).answerer.answer(question)
+    assert answer.abstained and answer.metadata["unit_missing"] == "money", answer.text
+    assert "don't say what salary Piet Laar is paid as mayor of Harwick" in answer.text or answer.text == ABSTAIN_TEXT
+    pay = ("pay", "Harwick's mayor Piet Laar is paid a salary of £85,000 a year, the council said.")
+    answer = strike_services([*STRIKE, raise_, pay]).answerer.answer(question)
+    assert not answer.abstained and "£85,000" in answer.sentences[0].text, answer.text
