@@ -354,26 +354,10 @@ class ExtractiveAnswerer:
         self, q: Question, candidates: list[Candidate], support: dict[str, float], answerable: float
     ) -> Answer:
         best = candidates[0]
-        if q.wants_item and _UNDISCLOSED.search(best.text) and not _items_of(best.text, q):
-            # "How much Ask Jeeves paid was not revealed": the articles say the detail is not known
+        if gap := not_stated(q, best, candidates):
+            # the best sentence is about the story but does not state the detail asked for
             answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
-            answer.metadata["undisclosed"] = best.text
-            return answer
-        if q.wants_item and q.unit and not _items_of(best.text, q):
-            # "What salary is he paid?" and the best sentence states no amount of money: not stated
-            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
-            answer.metadata["unit_missing"] = q.unit
-            return answer
-        if q.kind == "quantity" and q.wants_item and not q.margin and _margins_only(best.text, q):
-            # "How many votes did she get?" and the best sentence says only "412 votes ahead of": not stated
-            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
-            answer.metadata["margin_only"] = best.text
-            return answer
-        if q.wants_item and (opposed := _opposed(q, best)) and not any(_states(c, opposed) for c in candidates[:8]):
-            # "What rise did the workers accept?" when they rejected every offer: the outcome asked for is
-            # not reported, its opposite is, and none of the best sentences says the verb asked
-            answer = self._abstain(q, [c.passage for c in candidates], candidates, answerable)
-            answer.metadata["opposed"] = best.text
+            answer.metadata[gap[0]] = gap[1]
             return answer
         chosen = [best]
         for cand in candidates[1:8]:
@@ -490,6 +474,28 @@ class ExtractiveAnswerer:
                 answer.text = partial_text(subject, q)
                 answer.metadata["partial"] = True
         return answer
+
+
+def not_stated(q: Question, best: Candidate, candidates: list[Candidate]) -> tuple[str, str] | None:
+    """Why the best sentence, though on the story, does not state the item asked for: (reason, detail) or None.
+
+    - ``undisclosed``: it says the detail is not known ("the price was not revealed") and states no item.
+    - ``unit_missing``: the question wants money, a percentage or a term, and it states none.
+    - ``margin_only``: asked how many votes (points, goals...), it gives only a margin ("412 votes ahead").
+    - ``opposed``: it (or the sentence before it) reports the opposite outcome of the question's verb
+      ("rejected" for "accept"), and none of the 8 best sentences says the verb itself.
+    """
+    if not q.wants_item:
+        return None
+    if _UNDISCLOSED.search(best.text) and not _items_of(best.text, q):
+        return "undisclosed", best.text
+    if q.unit and not _items_of(best.text, q):
+        return "unit_missing", q.unit
+    if q.kind == "quantity" and not q.margin and _margins_only(best.text, q):
+        return "margin_only", best.text
+    if (opposed := _opposed(q, best)) and not any(_states(c, opposed) for c in candidates[:8]):
+        return "opposed", best.text
+    return None
 
 
 def short_item(q: Question, text: str, support: Mapping[str, float]) -> str | None:
@@ -696,7 +702,7 @@ def _items_of(text: str, q: Question) -> list[tuple[str, int, int]]:
     if q.unit == "money":
         return [(k, s, e) for k, s, e in items if "%" not in k and _is_money(text, s, e)]
     if q.unit == "duration":
-        return [(k, s, e) for k, s, e in items if _DURATION_UNIT.match(text, s + len(_LEADING_NUMBER.match(text, s)[0]))]
+        return [(k, s, e) for k, s, e in items if _DURATION_UNIT.match(text, _LEADING_NUMBER.match(text, s).end())]
     return [(k, s, e) for k, s, e in items if "%" in k or _PERCENT_AFTER.match(text, e)]
 
 

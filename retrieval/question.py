@@ -19,7 +19,9 @@ _CONSTRAINT = re.compile(r"\b(?:\d[\d,.]*(?:st|nd|rd|th|s)?|q[1-4]|h[12])\b", re
 _EXPLAIN = re.compile(r"^\s*(?:why|how(?! (?:many|much|long|far|old)\b))\b|\bwhat (?:happened|is happening)\b", re.I)
 _PERCENT = re.compile(r"\b(?:percentage|per ?cent|proportion)\b|\bwhat share of\b", re.I)
 _MONEY = re.compile(
-    r"\b(?:price|prices|priced|cost|costs|costing|paid|pay|pays|paying|spent|spend|spending|worth|value|valued|"
+    # "pay" but not "pay rise" or "pay offer", which are as often a percentage
+    r"\b(?:price|prices|priced|cost|costs|costing|paid|pays|paying|spent|spend|spending|worth|value|valued|"
+    r"pay(?!\s+(?:rises?|increases?|offers?|awards?|deals?|cuts?|claims?|freeze|settlement)\b)|"
     r"salary|wages?|fees?|fined?|revenues?|profits?|sales|income|earnings|budget|bid|raised?|sum|fund|funding|"
     r"compensation|damages|bonus)\b|\bhow much (?:did|does|do|is|was|were|are|has|had|will|would|money)\b",
     re.I,

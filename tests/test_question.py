@@ -98,7 +98,7 @@ def test_items_agree_when_one_contains_the_other_or_they_share_a_word() -> None:
         ("What was the name of the truck driver?", "don't say what the name of the truck driver was."),
         ("Who is the man charged with the murder?", "don't say who the man charged with the murder is."),
         ("How many people were killed?", "don't say the answer to “How many people were killed?”."),
-        ("What salary is Glenn Hoddle being paid at Wolves?", "don't say what salary Glenn Hoddle is being paid at Wolves."),
+        ("What salary is Glenn Hoddle being paid?", "don't say what salary Glenn Hoddle is being paid."),
         ("What sentence was Nicholas Jacobsen given?", "don't say what sentence Nicholas Jacobsen was given."),
         ("What was the price of Bloglines?", "don't say what the price of Bloglines was."),
     ],
