@@ -28,7 +28,7 @@ EVAL_GATES := --min-answer-accuracy 0.9 --min-strict-accuracy 0.9 --min-hit-at-k
 	--min-citation-validity 1.0 --min-citation-precision 0.9 --min-citation-recall 0.9 --min-abstention-recall 1.0
 BBC_GATES := --min-answer-accuracy 0.85 --min-strict-accuracy 0.81 --min-hit-at-k 0.89 \
 	--min-citation-validity 1.0 --min-citation-precision 0.95 --min-citation-recall 0.95 \
-	--min-abstention-recall 0.41 --min-abstention-precision 0.85
+	--min-abstention-recall 0.5 --min-abstention-precision 0.85
 # The BBC gate ingests the 2,225 articles without precomputing answer sentences (identical answers,
 # three minutes less CI; the precomputed path has its own tests).
 BBC_EVAL := NEWSDESK_PRECOMPUTE_SENTENCES=false $(BIN)/newsdesk eval ../shared/bench/bbc/dev.jsonl \
