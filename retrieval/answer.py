@@ -231,8 +231,6 @@ class ExtractiveAnswerer:
             )
             f["rank"] = 1.0 / (1.0 + cand.rank)
             typed = q.kind is None or (bool(items) if q.unit else has_type(cand.text, q.kind, q.text))
-            if typed and q.kind == "quantity" and not items and not q.margin:
-                typed = not _margins_only(cand.text, q)
             f["typed"] = float(q.kind is not None and typed)
             f["untyped"] = float(not typed)
             f["typed_window"] = f["typed"] * f["window_overlap"]
