@@ -84,9 +84,9 @@ _NOT_PERSON = frozenset(
 # noun the question does not already name (a company, a film, a country); "name" for a person.
 _PERSON_NOUNS = frozenset(
     """actor actress artist author boss captain cardinal ceo chairman chairwoman chancellor chief coach comedian
-    director driver editor executive founder goalkeeper head journalist judge lawyer leader maker manager member
-    minister mp official owner player politician president presenter producer prosecutor qc rider secretary
-    singer skipper spokesman spokeswoman star striker successor winner writer""".split()
+    director driver editor executive founder goalkeeper head journalist judge lawyer leader maker man manager member
+    minister mp official owner person player politician president presenter producer prosecutor qc rider secretary
+    singer skipper spokesman spokeswoman star striker successor winner woman writer""".split()
 )
 _PROPER_NOUNS = frozenset(
     """agency airline album award band bank brand broadcaster channel city club company companies competition
@@ -132,6 +132,11 @@ def _head_kind(phrase: str) -> str | None:
                     "could", "should", "of", "for", "in", "on", "to", "by", "from", "with", "about"):
             return None
     return None
+
+
+def _names_person(phrase: str) -> bool:
+    """Whether the noun phrase's first known head noun is a person's ("the truck driver", "the man who")."""
+    return _head_kind(phrase) == "name"
 
 
 def focus_noun(question: str) -> str | None:
@@ -192,7 +197,10 @@ def expected_type(question: str) -> str | None:
         return "quantity"
     if re.match(r"\s+(year|date|day|month|time)\b", rest) or re.search(r"\b((release|premiere|air) date|date of)\b", q):
         return "time"
-    if re.match(r"\s+(was|is) the name\b", rest) or re.search(r"\bname of\b", q):
+    if named := re.search(r"\bname of\b(.*)", q):
+        # "the name of the truck driver" is a person's; "the name of Microsoft's headset" any proper noun's
+        return "name" if _names_person(named.group(1)) else "place"
+    if re.match(r"\s+(was|is) the name\b", rest):
         return "name"
     if re.match(r"\s+(is|was|are|were)\b.*\b(revenue|revenues|sales|profit|profits|income|earnings|price|cost|"
                 r"budget|salary|population|worth|valuation)\b", rest):

@@ -170,6 +170,11 @@ def test_filters_restrict_what_is_cited(services: Services, sample_store) -> Non
         ("What was Tesla's revenue in Q1 2021?", "quantity"),
         ("Who is the CEO of Tesla in 2021?", "name"),
         ("What is happening to the capacity of the Special Protection Unit?", None),
+        # "the name of" a person wants a person's name; of anything else, any proper noun
+        ("What was the name of the truck driver in the attack?", "name"),
+        ("What is the name of the man who fired the shot?", "name"),
+        ("What is the name of Microsoft's AR headset?", "place"),
+        ("What was the name of the ship?", "place"),
     ],
 )
 def test_expected_type(question: str, kind: str | None) -> None:
