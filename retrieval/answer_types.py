@@ -134,11 +134,6 @@ def _head_kind(phrase: str) -> str | None:
     return None
 
 
-def _names_person(phrase: str) -> bool:
-    """Whether the noun phrase's first known head noun is a person's ("the truck driver", "the man who")."""
-    return _head_kind(phrase) == "name"
-
-
 def focus_noun(question: str) -> str | None:
     """The noun the question asks for an instance of, when the wh-phrase names one.
 
@@ -199,7 +194,7 @@ def expected_type(question: str) -> str | None:
         return "time"
     if named := re.search(r"\bname of\b(.*)", q):
         # "the name of the truck driver" is a person's; "the name of Microsoft's headset" any proper noun's
-        return "name" if _names_person(named.group(1)) else "place"
+        return "name" if _head_kind(named.group(1)) == "name" else "place"
     if re.match(r"\s+(was|is) the name\b", rest):
         return "name"
     if re.match(r"\s+(is|was|are|were)\b.*\b(revenue|revenues|sales|profit|profits|income|earnings|price|cost|"

@@ -28,7 +28,9 @@ _MONEY = re.compile(
 )
 # A term of time: "what sentence was he given", "how long is the ban" want "18 months", not "400 customers".
 _DURATION = re.compile(
-    r"\b(?:sentence|sentenced|jail(?:ed)?|prison|imprisonment|ban|banned|suspension|suspended|term)\b", re.I
+    r"\bwhat (?:(?:jail|prison) )?(?:sentence|term|ban|suspension)\b"
+    r"|\bhow long\b.*\b(?:jail(?:ed)?|prison|ban(?:ned)?|suspen(?:ded|sion)|sentence[ds]?|contract)\b",
+    re.I,
 )
 _TEMPORAL = frozenset(tokenize("latest newest current currently now recent recently today yet still"))
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)

@@ -23,6 +23,10 @@ from retrieval.question import analyze
         ("What percentage of voters backed the plan?", "quantity", "percent", set()),
         ("What share of union members backed the deal?", "quantity", "percent", set()),
         ("When was the stadium finished?", "time", None, set()),
+        ("What sentence was Nicholas Jacobsen given?", "quantity", "duration", {"sentenc"}),
+        ("How long was the striker banned for?", "quantity", "duration", set()),
+        ("How many people did the ban affect?", "quantity", None, {"peopl"}),
+        ("What pay rise did the dock workers accept?", "quantity", None, {"pay"}),  # a % as often as money
         ("Which ministries did not reply to requests for comment?", None, None, {"ministri"}),
         ("Why did India order the deportation of the actress?", None, None, set()),
     ],
@@ -56,6 +60,9 @@ def test_items_keep_their_unit_and_money_questions_want_money() -> None:
     assert money == {"A$4.50", "£1.8bn"}
     percent = {text[s:e] for _, s, e in _items_of(text, analyze("What percentage did the shares fall?"))}
     assert percent == {"16%"}
+    text = "He was jailed for 18 months and banned for two years after hacking 400 accounts."
+    terms = {text[s:e] for _, s, e in _items_of(text, analyze("What sentence was he given?"))}
+    assert terms == {"18 months", "two years"}
 
 
 def test_a_possessive_ends_a_name() -> None:
