@@ -18,7 +18,9 @@ Two steps:
 (STORE_BBC, STORE_RGB: data directories holding those articles, made by ``newsdesk ingest``; the shipped
 tables are fitted on all four development sets: sample, RGB, BBC and timeline.)
 
-Held-out means: the figures for a question come from models fitted without any question of its fold.
+Held-out means: the figures for a question come from models fitted without any question of its fold. The
+answerer's fixed "not stated" rules (``retrieval.answer.not_stated``, not fitted) are recorded per candidate
+by ``dump`` and applied to the held-out best sentence, so the abstention figures are the shipped answerer's.
 """
 
 from __future__ import annotations
