@@ -77,6 +77,7 @@ def dump(sets: list[str], out: Path, k: int) -> None:
                 }
                 for cand in candidates:
                     short = answerer.short_item(q, cand, support)
+                    gap = not_stated(q, cand, candidates)
                     record["candidates"].append({
                         "features": cand.features,
                         "label": bool(item.answerable and matches_gold(cand.text, item.answers)),
@@ -84,7 +85,7 @@ def dump(sets: list[str], out: Path, k: int) -> None:
                         "short_label": bool(short and item.answerable and matches_gold(short, item.answers)),
                         # the answerer's rules say this sentence, were it the best, does not state the item
                         # (the 8 best under the shipped table stand in for the "none of the best" checks)
-                        "not_stated": (not_stated(q, cand, candidates) or (None,))[0],
+                        "not_stated": gap[0] if gap else None,
                         "text": cand.text[:300],
                     })
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")

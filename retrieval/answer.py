@@ -485,9 +485,10 @@ def not_stated(q: Question, best: Candidate, candidates: list[Candidate]) -> tup
     """
     if not q.wants_item:
         return None
-    if _UNDISCLOSED.search(best.text) and not _items_of(best.text, q):
+    items = _items_of(best.text, q)
+    if _UNDISCLOSED.search(best.text) and not items:
         return "undisclosed", best.text
-    if q.unit and not _items_of(best.text, q):
+    if q.unit and not items:
         return "unit_missing", q.unit
     if q.kind == "quantity" and not q.margin and _margins_only(best.text, q):
         return "margin_only", best.text

@@ -338,8 +338,9 @@ _UNIT = re.compile(
 
 # A contest's margin, not a total: "412 votes ahead of", "by just 96 votes", "a 96-vote margin", "a majority
 # of 2,000", "12 points clear". "How many votes did she receive" is not answered by one.
+_CONTESTED = r"votes?|points?|goals?|runs?|seats?|strokes?|shots?|lengths?|wickets?"
 _MARGIN_AFTER = re.compile(
-    r"[\s-]*(?:votes?|points?|goals?|runs?|seats?|strokes?|shots?|lengths?|wickets?|games?|places?)?"
+    rf"[\s-]*(?:{_CONTESTED}|games?|places?)?"
     r"\s*(?:margin\b|majority\b|lead\b|(?:ahead|clear) of\b|behind\b|(?:more|fewer) than\b|ahead\b|clear\b)",
     re.I,
 )
@@ -347,7 +348,7 @@ _MARGIN_BEFORE = re.compile(
     r"(?:\b(?:margin|majority|lead) of|\bby)\s+(?:just |only |a mere |some |about |around |nearly |almost )?$",
     re.I,
 )
-_CONTEST_UNIT = re.compile(r"[\s-]*(?:votes?|points?|goals?|runs?|seats?|strokes?|shots?|lengths?|wickets?)\b", re.I)
+_CONTEST_UNIT = re.compile(rf"[\s-]*(?:{_CONTESTED})\b", re.I)
 
 
 _ASKS_MARGIN = re.compile(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -235,16 +236,25 @@ def test_stated_answers_and_their_support_across_articles() -> None:
 
 
 @pytest.fixture
-def cup_services(settings, embedder, tmp_path) -> Services:
+def services_of(settings, embedder, tmp_path) -> Callable[..., Services]:
+    """Ingest ``(id, text)`` articles (``title`` formatted with ``{id}``) into a real store; its services."""
     from ingest.sync import ingest
     from newsdesk.store import Store
 
-    corpus = tmp_path / "cup.jsonl"
-    corpus.write_text("".join(json.dumps({"id": i, "title": "", "source": "Test Wire", "text": t}) + "\n"
-                              for i, t in CUP), encoding="utf-8")
-    store = Store.from_settings(settings)
-    assert not ingest([str(corpus)], settings, store, embedder).failed
-    return Services.from_settings(settings, embedder=embedder, store=store)
+    def build(articles: list[tuple[str, str]], title: str = "") -> Services:
+        corpus = tmp_path / "articles.jsonl"
+        corpus.write_text("".join(json.dumps({"id": i, "title": title.format(id=i), "source": "Test Wire",
+                                              "text": t}) + "\n" for i, t in articles), encoding="utf-8")
+        store = Store.from_settings(settings)
+        assert not ingest([str(corpus)], settings, store, embedder).failed
+        return Services.from_settings(settings, embedder=embedder, store=store)
+
+    return build
+
+
+@pytest.fixture
+def cup_services(services_of) -> Services:
+    return services_of(CUP)
 
 
 @pytest.mark.slow
@@ -272,16 +282,8 @@ DEAL = [
 
 
 @pytest.mark.slow
-def test_an_article_saying_the_detail_was_not_revealed_gives_a_partial_answer(settings, embedder, tmp_path) -> None:
-    from ingest.sync import ingest
-    from newsdesk.store import Store
-
-    corpus = tmp_path / "deal.jsonl"
-    corpus.write_text("".join(json.dumps({"id": i, "title": "Harlow Search buys Feedly Park", "source": "Test Wire",
-                                          "text": t}) + "\n" for i, t in DEAL), encoding="utf-8")
-    store = Store.from_settings(settings)
-    assert not ingest([str(corpus)], settings, store, embedder).failed
-    services = Services.from_settings(settings, embedder=embedder, store=store)
+def test_an_article_saying_the_detail_was_not_revealed_gives_a_partial_answer(services_of) -> None:
+    services = services_of(DEAL, title="Harlow Search buys Feedly Park")
     answer = services.answerer.answer("How much did Harlow Search pay for Feedly Park?")
     assert answer.abstained and not answer.citations, answer.text
     assert "was not revealed" in answer.metadata["undisclosed"]
@@ -316,19 +318,8 @@ STRIKE = [
 
 
 @pytest.fixture
-def strike_services(settings, embedder, tmp_path) -> Services:
-    from ingest.sync import ingest
-    from newsdesk.store import Store
-
-    def build(articles: list[tuple[str, str]]) -> Services:
-        corpus = tmp_path / "strike.jsonl"
-        corpus.write_text("".join(json.dumps({"id": i, "title": f"Harwick {i}", "source": "Test Wire", "text": t})
-                                  + "\n" for i, t in articles), encoding="utf-8")
-        store = Store.from_settings(settings)
-        assert not ingest([str(corpus)], settings, store, embedder).failed
-        return Services.from_settings(settings, embedder=embedder, store=store)
-
-    return build
+def strike_services(services_of) -> Callable[[list[tuple[str, str]]], Services]:
+    return lambda articles: services_of(articles, title="Harwick {id}")
 
 
 @pytest.mark.slow
