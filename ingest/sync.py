@@ -78,7 +78,6 @@ def sync_articles(
     """
     store.check_model(embedder.name)  # the name alone: refusing a mismatch needs no loaded model
     store.recover()
-    records = store.records()
     chunking = chunking_key(settings.chunk_size, settings.chunk_overlap)
     loaded: dict[str, Article] = {}
     for article in articles:
@@ -88,10 +87,14 @@ def sync_articles(
                 error=f"id {article.id!r} appears twice in this run; kept the first"))
         else:
             loaded[article.id] = article
+    # Only the records this run is about are read (the loaded ids, the stored texts equal to a loaded
+    # one, the writes left pending): ingesting k articles costs O(k) however large the archive.
+    records = store.records_of(loaded)
     # Stored texts that stay stored after this run: the originals duplicates are measured against.
     # An article whose text changes in this run no longer holds its old text, whatever the order.
     by_hash: dict[str, str] = {}
-    for rid, rec in sorted(records.items()):
+    same_text = store.records_with_text(a.content_hash for a in loaded.values())
+    for rid, rec in sorted(same_text.items()):
         if rec.state == READY and (rid not in loaded or loaded[rid].content_hash == rec.content_hash):
             by_hash.setdefault(rec.content_hash, rid)
     todo: list[tuple[Article, list[Chunk]]] = []
@@ -111,8 +114,8 @@ def sync_articles(
             continue
         (report.updated if record else report.added).append(article.id)
         todo.append((article, chunk_article(article, settings.chunk_size, settings.chunk_overlap)))
-    for rid, rec in sorted(records.items()):
-        if rec.state == PENDING and rid not in loaded and (article := store.get_article(rid)) is not None:
+    for rid in sorted(store.records_where({"state": PENDING})):
+        if rid not in loaded and (article := store.get_article(rid)) is not None:
             report.updated.append(rid)
             report.warnings.append(f"{rid}: finished writing it (an earlier run was interrupted)")
             todo.append((article, chunk_article(article, settings.chunk_size, settings.chunk_overlap)))

@@ -18,7 +18,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -464,11 +464,37 @@ class Store:
 
     # --- articles --------------------------------------------------------------------------------
     def records(self) -> dict[str, ArticleRecord]:
-        """Every article record, by id."""
+        """Every article record, by id (reads the whole archive: for listings and `--prune`)."""
         out: dict[str, ArticleRecord] = {}
         for ids, metas, _ in self._pages(self.articles, ["metadatas"]):
             for article_id, meta in zip(ids, metas, strict=True):
                 out[article_id] = _record(article_id, meta)
+        return out
+
+    def records_of(self, article_ids: Iterable[str]) -> dict[str, ArticleRecord]:
+        """The records of these articles (those stored), by id: costs what is asked, not the archive."""
+        wanted = list(dict.fromkeys(article_ids))
+        out: dict[str, ArticleRecord] = {}
+        for start in range(0, len(wanted), self.max_batch):
+            got = self.articles.get(ids=wanted[start : start + self.max_batch], include=["metadatas"])
+            for article_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+                out[article_id] = _record(article_id, meta)
+        return out
+
+    def records_where(self, where: dict[str, Any]) -> dict[str, ArticleRecord]:
+        """The records matching a Chroma ``where`` filter on their metadata, by id."""
+        out: dict[str, ArticleRecord] = {}
+        for ids, metas, _ in self._pages(self.articles, ["metadatas"], where=where):
+            for article_id, meta in zip(ids, metas, strict=True):
+                out[article_id] = _record(article_id, meta)
+        return out
+
+    def records_with_text(self, content_hashes: Iterable[str]) -> dict[str, ArticleRecord]:
+        """The records whose text has one of these content hashes (duplicates are told by them), by id."""
+        hashes = sorted(set(content_hashes))
+        out: dict[str, ArticleRecord] = {}
+        for start in range(0, len(hashes), self.max_batch):
+            out |= self.records_where({"content_hash": {"$in": hashes[start : start + self.max_batch]}})
         return out
 
     def get_article(self, article_id: str) -> Article | None:
@@ -575,7 +601,7 @@ class Store:
 
     def recover(self) -> list[str]:
         """Finish deletions that an interrupted run left behind; return their ids."""
-        done = [rid for rid, rec in self.records().items() if rec.state == DELETING]
+        done = sorted(self.records_where({"state": DELETING}))
         for article_id in done:
             self.delete_article(article_id)
         return done
@@ -618,10 +644,12 @@ class Store:
             if doc is not None and meta is not None
         ]
 
-    def _pages(self, collection: Any, include: list[str], size: int = 5000) -> Iterator[tuple]:
+    def _pages(
+        self, collection: Any, include: list[str], size: int = 5000, where: dict[str, Any] | None = None
+    ) -> Iterator[tuple]:
         offset = 0
         while True:
-            got = collection.get(include=include, limit=size, offset=offset)
+            got = collection.get(include=include, limit=size, offset=offset, where=where)
             if not got["ids"]:
                 return
             yield (

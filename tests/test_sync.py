@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from chromadb.api.models.Collection import Collection
 
 from ingest.chunking import chunk_article, chunking_key
 from ingest.sync import ingest, sync_articles, vanished
@@ -120,6 +121,29 @@ def test_article_that_becomes_a_duplicate_loses_its_old_text(store, counting, se
     report = run([story("b", 5)], store, counting, settings)  # b now carries a's text
     assert report.duplicates == ["b"]
     assert set(store.records()) == {"a"} and chunk_rows(store, "b") == {}
+
+
+def test_a_small_ingest_reads_only_the_records_it_is_about(store, counting, settings, monkeypatch) -> None:
+    # Reading every record made a 10-article ingest into a million-chunk archive take ten minutes.
+    run([story(f"old-{i}", 3, topic=f"the quay {i}") for i in range(6)], store, counting, settings)
+    interrupted = story("old-5", 2, topic="the ferry")
+    store._upsert_records([(interrupted, chunk_article(interrupted, 800, 150), PENDING)], chunking_key(800, 150))
+    monkeypatch.setattr(Store, "records", lambda self: pytest.fail("a small ingest read every record"))
+    reads: list[dict] = []
+    real_get = Collection.get
+
+    def get(self, *args, **kwargs):
+        if self.name == f"{store.name}-articles":
+            reads.append(kwargs)
+        return real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "get", get)
+    report = run([story("old-1", 3, topic="the quay 1"), story("copy", 3, topic="the quay 2"),
+                  story("new", 3, topic="the tram")], store, counting, settings)
+    assert report.unchanged == ["old-1"] and report.duplicates == ["copy"] and report.added == ["new"]
+    assert report.updated == ["old-5"] and store.get_article("old-5").text == interrupted.text
+    # every read of the article records names ids or a filter: none pages through them all
+    assert reads and all(kw.get("ids") or kw.get("where") for kw in reads)
 
 
 def test_same_id_twice_in_one_run_is_a_failure(store, counting, settings) -> None:
