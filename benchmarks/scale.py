@@ -16,7 +16,10 @@ For each size, growing one archive (smaller sizes first):
   vectors in ``<data_dir>/sentences.sqlite3`` so that answering embeds none; the synthetic chunks are
   written without them (encoding millions of sentences would take days), so before timing the probe
   stores those of the chunks its questions retrieve, as an ingest would have.
-* **cold ask**: a new ``newsdesk ask`` process end to end (imports, model, one answer), index present.
+* **cold ask**: a new ``newsdesk ask`` process end to end (imports, model, one answer) in a data dir of its
+  own: the first one ever builds that dir's BM25 index from Chroma, the second finds it present. With
+  ``--copy-index`` the cold data dir starts from a copy of the answering process's index instead (a 1M
+  from-scratch build takes ~14 min here, and the answering process has just measured one).
 * **after an ingest**: 10 real articles ingested by ``newsdesk ingest`` (real encoder) in another process
   sharing the answering data dir, then the already-warm answering process's first question about one of
   them: its time (``first_question_after_ingest_s``, of which ``catch_up_s`` brings the BM25 index up to
@@ -254,6 +257,18 @@ def start_server(path: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("chroma run did not come up")
 
 
+def copy_indexes(source: Path, target: Path) -> None:
+    """Copy the BM25 index files of ``source`` into ``target`` (SQLite's backup: consistent while open)."""
+    import sqlite3
+
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.sqlite3"):
+        if (target / path.name).exists():
+            continue
+        with sqlite3.connect(path) as src, sqlite3.connect(target / path.name) as dst:
+            src.backup(dst)
+
+
 def du(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
 
@@ -270,6 +285,8 @@ def main() -> None:
                         help="the answering process's first-pass budget (default: retrieval.lexical's)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--build-only", action="store_true", help="grow the archive to the largest size, then stop")
+    parser.add_argument("--copy-index", action="store_true",
+                        help="start the cold data dir from a copy of the answering process's BM25 index")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in
@@ -316,6 +333,8 @@ def main() -> None:
                      **({"SCALE_PRUNE_POSTINGS": str(args.prune_postings)} if args.prune_postings else {})},
             )
             row["answering"] = json.loads(answering.stdout.readline())
+            if args.copy_index:
+                copy_indexes(work / "answering" / "lexical", work / "cold" / "lexical")
             t = time.perf_counter()
             cold = subprocess.run([str(BIN / "newsdesk"), "ask", questions[1], "--data-dir", str(work / "cold")],
                                   capture_output=True, text=True, env=env, check=False)
@@ -326,8 +345,9 @@ def main() -> None:
             row["cold_ask_s"] = round(time.perf_counter() - t, 2)
             row["cold_ask_ok"] = cold.returncode == 0
             feed = work / f"fresh-{size}.jsonl"
+            run = time.strftime("%Y%m%d%H%M%S")  # new ids each run: a rerun's articles are not "unchanged"
             feed.write_text("".join(json.dumps({
-                "id": f"fresh-{size}-{i}", "source": "Orlen Post",
+                "id": f"fresh-{size}-{run}-{i}", "source": "Orlen Post",
                 "text": f"The Orlen footbridge number {size + i} was designed by the engineer Petra Lindqvist "
                         f"{i}. It opened to walkers in March 2032 after two years of work."}) + "\n"
                 for i in range(10)), encoding="utf-8")
