@@ -116,8 +116,8 @@ class NewsCog(commands.Cog):
         if channel is None:
             log.warning("watch channel %s not found: no notice posted", channel_id)
             return
-        records = self.store().records()
-        found = sorted((records[i] for i in added if i in records), key=lambda r: (str(r.published or ""), r.id))
+        records = self.store().records_of(added)  # what was added, not the whole archive
+        found = sorted(records.values(), key=lambda r: (str(r.published or ""), r.id))
         if found:
             for part in split_message(notice_text(found)):
                 await channel.send(part, allowed_mentions=NO_MENTIONS)
