@@ -16,10 +16,10 @@ For each size, growing one archive (smaller sizes first):
   vectors in ``<data_dir>/sentences.sqlite3`` so that answering embeds none; the synthetic chunks are
   written without them (encoding millions of sentences would take days), so before timing the probe
   stores those of the chunks its questions retrieve, as an ingest would have.
-* **cold ask**: a new ``newsdesk ask`` process end to end (imports, model, one answer) in a data dir of its
-  own: the first one ever builds that dir's BM25 index from Chroma, the second finds it present. With
-  ``--copy-index`` the cold data dir starts from a copy of the answering process's index instead (a 1M
-  from-scratch build takes ~14 min here, and the answering process has just measured one).
+* **cold ask**: a new ``newsdesk ask`` process end to end (imports, model, one answer) and its peak resident
+  memory, in a data dir of its own: the first one ever builds that dir's BM25 index from Chroma, the second
+  finds it present. With ``--copy-index`` the cold data dir starts from a copy of the answering process's
+  index instead (a 1M from-scratch build takes ~14 min here, and the answering process has just measured one).
 * **after an ingest**: 10 real articles ingested by ``newsdesk ingest`` (real encoder) in another process
   sharing the answering data dir, then the already-warm answering process's first question about one of
   them: its time (``first_question_after_ingest_s``, of which ``catch_up_s`` brings the BM25 index up to
@@ -40,6 +40,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -344,6 +345,8 @@ def main() -> None:
                            capture_output=True, text=True, env=env, check=False)
             row["cold_ask_s"] = round(time.perf_counter() - t, 2)
             row["cold_ask_ok"] = cold.returncode == 0
+            # the largest resident set of any child waited for so far: these two asks (the server is not waited for)
+            row["cold_ask_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
             feed = work / f"fresh-{size}.jsonl"
             run = time.strftime("%Y%m%d%H%M%S")  # new ids each run: a rerun's articles are not "unchanged"
             feed.write_text("".join(json.dumps({
