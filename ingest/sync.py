@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ingest.chunking import chunk_article, chunking_key
 from newsdesk.embedding import Embedder
 from newsdesk.models import Article, Chunk, IngestFailure, IngestReport
@@ -132,9 +134,10 @@ def sync_articles(
     )
     for batch in batches(todo):
         texts = [chunk.text for _, chunks in batch for chunk in chunks]
-        store.write_articles(batch, embedder.encode(texts), chunking)
+        vectors = embedder.encode(texts)
+        store.write_articles(batch, vectors, chunking)
         if sentences is not None:
-            report.sentences_embedded += _precompute(sentences, texts, embedder, report)
+            report.sentences_embedded += _precompute(sentences, texts, embedder, report, vectors)
         done += len(texts)
         report.chunks_embedded += len(texts)
         if progress:
@@ -161,10 +164,16 @@ def backfill_sentences(
             progress("sentences", total, total)
 
 
-def _precompute(sentences: SentenceVectors, texts: list[str], embedder: Embedder, report: IngestReport) -> int:
-    """Embed the answer sentences of ``texts`` for the answerer; a cache that cannot be written is a warning."""
+def _precompute(
+    sentences: SentenceVectors, texts: list[str], embedder: Embedder, report: IngestReport,
+    vectors: np.ndarray | None = None,
+) -> int:
+    """Embed the answer sentences of ``texts`` for the answerer; a cache that cannot be written is a warning.
+
+    ``vectors``: the chunks' own, which a sentence that is a whole chunk reuses.
+    """
     try:
-        return sentences.add_chunks(texts, embedder)
+        return sentences.add_chunks(texts, embedder, vectors)
     except (sqlite3.Error, OSError) as exc:
         warning = f"sentence vectors not stored ({exc}): answers will embed their sentences (slower)"
         if warning not in report.warnings:

@@ -112,11 +112,20 @@ class SentenceVectors:
             with db:
                 db.executemany("INSERT OR IGNORE INTO vectors (key, vector) VALUES (?, ?)", rows)
 
-    def add_chunks(self, chunk_texts: list[str], embedder: Embedder) -> int:
-        """Embed and store the answer sentences of ``chunk_texts`` not stored yet; how many were embedded."""
+    def add_chunks(self, chunk_texts: list[str], embedder: Embedder, chunk_vectors: np.ndarray | None = None) -> int:
+        """Embed and store the answer sentences of ``chunk_texts`` not stored yet; how many were embedded.
+
+        ``chunk_vectors`` (one row per chunk, from the same embedder): a sentence that is a whole chunk
+        takes its chunk's vector instead of being encoded again (a short article is often one sentence).
+        """
         sentences = list(dict.fromkeys(t[s:e] for t in chunk_texts for s, e in answer_sentences(t)))
         stored = self.get_many(sentences)
         todo = [s for s in sentences if s not in stored]
+        whole = {} if chunk_vectors is None else {t.strip(): v for t, v in zip(chunk_texts, chunk_vectors, strict=True)}
+        known = [s for s in todo if s in whole]
+        if known:
+            self.put_many(known, np.stack([whole[s] for s in known]))
+        todo = [s for s in todo if s not in whole]
         if todo:
             self.put_many(todo, embedder.encode(todo))
         return len(todo)

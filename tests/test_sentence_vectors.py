@@ -85,6 +85,22 @@ def test_ingest_stores_every_answer_sentence_and_answering_embeds_none(settings,
 
 
 @pytest.mark.slow
+def test_a_one_sentence_article_is_encoded_once(settings, embedder, tmp_path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    brief = "The Orlen footbridge reopened to walkers on Monday after two years of repairs."
+    (corpus / "brief.txt").write_text(brief + "\n", encoding="utf-8")
+    (corpus / "long.txt").write_text("The dam opened on Monday. It will power two million homes.", encoding="utf-8")
+    counting = CountingEmbedder(embedder)
+    report = ingest([str(corpus)], settings, Store.from_settings(settings), counting)
+    assert not report.failed and report.chunks_embedded == 2
+    # the brief's one sentence is its whole chunk: its chunk vector serves as its sentence vector
+    assert counting.encoded.count(brief) == 1 and report.sentences_embedded == 2
+    stored = SentenceVectors.for_embedder(settings.data_dir, embedder, read_only=True).get_many([brief])
+    assert np.allclose(stored[brief], embedder.encode([brief])[0], atol=1e-5)
+
+
+@pytest.mark.slow
 def test_a_store_without_vectors_is_backfilled_once_and_answers_the_same(settings, embedder, tmp_path) -> None:
     plain = settings.model_copy(update={"precompute_sentences": False})
     store = Store.from_settings(plain)
