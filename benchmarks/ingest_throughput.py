@@ -3,7 +3,8 @@
 Ingests a corpus (default: the 989 RGB articles; ``--corpus ../shared/bench/bbc/articles`` for BBC) into
 a fresh temporary data dir through ``ingest.sync.ingest``, encodes the very texts it embedded with the bare
 model (same batch size): the chunks, and the answer sentences ingest precomputes for the answerer (unless
-``--no-sentences``), then ingests the unchanged corpus again. Aims: pipeline/bare <= 1.3, re-ingest < 10%
+``--no-sentences``; a sentence that is a whole chunk reuses the chunk's vector in the pipeline, while the bare
+side encodes every one), then ingests the unchanged corpus again. Aims: pipeline/bare <= 1.3, re-ingest < 10%
 of the first run.
 The model runs on the configured backend (ONNX Runtime by default; ``--backend torch`` for
 sentence-transformers), the same one for the pipeline and the bare encode.
@@ -82,7 +83,8 @@ def one_round(corpus: Path, embedder, workdir: Path, precompute: bool = True) ->
     from newsdesk.sentences import answer_sentences
 
     sentences = list(dict.fromkeys(t[a:b] for t in texts for a, b in answer_sentences(t)))
-    assert len(sentences) == report.sentences_embedded or not settings.precompute_sentences
+    # a sentence that is a whole chunk reuses the chunk's vector: ingest encodes fewer than it stores
+    assert len(sentences) >= report.sentences_embedded or not settings.precompute_sentences
     started, cpu = time.perf_counter(), time.process_time()
     if settings.precompute_sentences:
         embedder.model.encode(sentences, batch_size=settings.embedding_batch_size, normalize_embeddings=True,
@@ -99,7 +101,9 @@ def one_round(corpus: Path, embedder, workdir: Path, precompute: bool = True) ->
     stages["other"] = round(first - sum(watch.seconds.values()), 2)
     return {
         "articles": len(report.added), "duplicates": len(report.duplicates), "chunks": report.chunks_embedded,
-        "sentences": report.sentences_embedded, "bare_chunks_seconds": bare_chunks,
+        "sentences": report.sentences_embedded,
+        "sentences_reused": len(sentences) - report.sentences_embedded if settings.precompute_sentences else 0,
+        "bare_chunks_seconds": bare_chunks,
         "bare_sentences_seconds": bare_sentences,
         "pipeline_seconds": first, "bare_encode_seconds": bare, "reingest_seconds": second,
         "pipeline_cpu_seconds": first_cpu, "bare_encode_cpu_seconds": bare_cpu,
@@ -152,6 +156,7 @@ def main() -> None:
         "pipeline_seconds": round(pipeline, 2),
         "pipeline_chunks_per_second": round(chunks / pipeline, 1),
         "answer_sentences": rounds[0]["sentences"],
+        "answer_sentences_reused": rounds[0]["sentences_reused"],
         "bare_chunks_seconds": round(median("bare_chunks_seconds"), 2),
         "bare_sentences_seconds": round(median("bare_sentences_seconds"), 2),
         "bare_encode_seconds": round(bare, 2),
@@ -183,7 +188,8 @@ def main() -> None:
     table.add_row("chunks embedded", str(chunks))
     table.add_row("pipeline (load+chunk+embed+store)",
                   f"{pipeline:.2f} s  ({result['pipeline_chunks_per_second']} chunks/s)")
-    table.add_row("answer sentences embedded too", str(result["answer_sentences"]))
+    table.add_row("answer sentences embedded too (whole chunks, reused)",
+                  f"{result['answer_sentences']} ({result['answer_sentences_reused']})")
     table.add_row(f"bare model encode ({embedder.backend}): chunks + sentences",
                   f"{result['bare_chunks_seconds']:.2f} + {result['bare_sentences_seconds']:.2f} = {bare:.2f} s")
     table.add_row("pipeline / bare  (aim <= 1.3)",
