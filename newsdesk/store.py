@@ -465,11 +465,7 @@ class Store:
     # --- articles --------------------------------------------------------------------------------
     def records(self) -> dict[str, ArticleRecord]:
         """Every article record, by id (reads the whole archive: for listings and `--prune`)."""
-        out: dict[str, ArticleRecord] = {}
-        for ids, metas, _ in self._pages(self.articles, ["metadatas"]):
-            for article_id, meta in zip(ids, metas, strict=True):
-                out[article_id] = _record(article_id, meta)
-        return out
+        return self.records_where(None)
 
     def records_of(self, article_ids: Iterable[str]) -> dict[str, ArticleRecord]:
         """The records of these articles (those stored), by id: costs what is asked, not the archive."""
@@ -481,8 +477,8 @@ class Store:
                 out[article_id] = _record(article_id, meta)
         return out
 
-    def records_where(self, where: dict[str, Any]) -> dict[str, ArticleRecord]:
-        """The records matching a Chroma ``where`` filter on their metadata, by id."""
+    def records_where(self, where: dict[str, Any] | None) -> dict[str, ArticleRecord]:
+        """The records matching a Chroma ``where`` filter on their metadata (None: all of them), by id."""
         out: dict[str, ArticleRecord] = {}
         for ids, metas, _ in self._pages(self.articles, ["metadatas"], where=where):
             for article_id, meta in zip(ids, metas, strict=True):
